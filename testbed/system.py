@@ -1,0 +1,42 @@
+"""Where the test bed finds system components, and what to do when one is missing.
+
+Policy (DESIGN.md §2): with ``CI=true`` a missing component is a failure, because CI installs
+everything through ``.ci/run``; elsewhere it is a skip whose reason says how to enable it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+HOW_TO_INSTALL = "run `sudo make system-deps` (Debian/Ubuntu) or `make test` as root"
+
+
+def in_ci() -> bool:
+    """True when running under CI (``CI`` set to a true value)."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def find_programs(*names: str) -> dict[str, str | None]:
+    """Map each program name to its path on PATH (plus the sbin folders), or None."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
+    return {name: shutil.which(name, path=path) for name in names}
+
+
+def missing_message(component: str, missing: list[str], how: str = HOW_TO_INSTALL) -> str:
+    """One line naming what is missing and how to get it."""
+    return f"{component} unavailable: {', '.join(missing)} not found; {how}"
+
+
+def require_programs(component: str, *names: str, how: str | None = None) -> dict[str, str]:
+    """Return the paths of ``names`` for a test; fail under CI, skip elsewhere, when any is missing."""
+    import pytest
+
+    found = find_programs(*names)
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        message = missing_message(component, missing, how or HOW_TO_INSTALL)
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return {name: str(path) for name, path in found.items()}
