@@ -16,8 +16,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
+from docker.errors import DockerException
 
+from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm
 from testbed.system import require_programs
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -57,7 +60,7 @@ def artifacts_root(pytestconfig: pytest.Config) -> Iterator[Path]:
 _ARTIFACTS_KEY = pytest.StashKey[Path]()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     root = config.stash.get(_ARTIFACTS_KEY, None)
     if root is not None and _keep(config):
         terminalreporter.write_line(f"artifacts kept in {root}")
@@ -75,8 +78,6 @@ def run_dir(request: pytest.FixtureRequest, artifacts_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def local_slurm(artifacts_root: Path, keep_artifacts: bool):
     """One real local Slurm cluster (2 nodes x 1 CPU) shared by the whole session."""
-    from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm
-
     require_programs("local Slurm", *REQUIRED_PROGRAMS)
     cluster = LocalSlurm(nodes=2, cpus_per_node=1, state_dir=artifacts_root / "slurm", keep=keep_artifacts)
     with cluster:
@@ -86,9 +87,6 @@ def local_slurm(artifacts_root: Path, keep_artifacts: bool):
 @pytest.fixture(scope="session")
 def docker_client():
     """A Docker SDK client; skipped with its reason when no daemon answers (always, on CPU dev boxes)."""
-    import docker
-    from docker.errors import DockerException
-
     try:
         client = docker.from_env()
         client.ping()
@@ -103,7 +101,9 @@ def docker_build(docker_client, keep_artifacts: bool) -> Iterator[Callable[..., 
     built: list[str] = []
 
     def build(context: Path, dockerfile: str, tag: str, buildargs: dict[str, str] | None = None) -> str:
-        docker_client.images.build(path=str(context), dockerfile=dockerfile, tag=tag, buildargs=buildargs or {}, rm=True)
+        docker_client.images.build(
+            path=str(context), dockerfile=dockerfile, tag=tag, buildargs=buildargs or {}, rm=True
+        )
         built.append(tag)
         return tag
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 
+import pytest
+
 HOW_TO_INSTALL = "run `sudo make system-deps` (Debian/Ubuntu) or `make test` as root"
 
 
@@ -30,8 +32,6 @@ def missing_message(component: str, missing: list[str], how: str = HOW_TO_INSTAL
 
 def require_programs(component: str, *names: str, how: str | None = None) -> dict[str, str]:
     """Return the paths of ``names`` for a test; fail under CI, skip elsewhere, when any is missing."""
-    import pytest
-
     found = find_programs(*names)
     missing = [name for name, path in found.items() if path is None]
     if missing:
