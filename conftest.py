@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -87,10 +88,16 @@ def local_slurm(artifacts_root: Path, keep_artifacts: bool):
 @pytest.fixture(scope="session")
 def docker_client():
     """A Docker SDK client; skipped with its reason when no daemon answers (always, on CPU dev boxes)."""
+    socket_path = Path("/var/run/docker.sock")
+    if not os.environ.get("DOCKER_HOST") and not socket_path.exists():
+        pytest.skip(f"no Docker daemon: no {socket_path} and DOCKER_HOST unset; run on a host with Docker")
+    client = None
     try:
         client = docker.from_env()
         client.ping()
     except DockerException as exc:
+        if client is not None:
+            client.close()
         pytest.skip(f"no Docker daemon: {str(exc).splitlines()[0][:160]}; run on a host with Docker")
     return client
 

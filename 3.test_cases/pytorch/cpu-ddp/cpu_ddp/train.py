@@ -37,6 +37,13 @@ def init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def shutdown_distributed() -> None:
+    """Leave the group together: a rank destroying gloo while a peer is still in its last
+    collective aborts that peer ("terminate called without an active exception")."""
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def wrap_model(model: nn.Module) -> DistributedDataParallel:
     """The one place parallelism is applied. CPU + gloo: plain DDP, gradients all-reduced in buckets."""
     return DistributedDataParallel(model)
@@ -97,7 +104,7 @@ def prepare_run_dir(config: TrainConfig, rank: int) -> None:
             outcome[0] = str(exc)
     dist.broadcast_object_list(outcome, src=0)
     if outcome[0]:
-        dist.destroy_process_group()
+        shutdown_distributed()
         raise checkpoint.CheckpointError(outcome[0])
 
 
@@ -165,7 +172,7 @@ def train(config: TrainConfig) -> dict:
     if rank == 0:
         (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     log.close()
-    dist.destroy_process_group()
+    shutdown_distributed()
     return result
 
 

@@ -1,0 +1,146 @@
+"""The sbatch script on a real local Slurm (2 nodes x 1 task), plus its static checks.
+
+The job is submitted from the test case folder exactly as the README says (``sbatch
+slurm/cpu-ddp.sbatch``); the test only redirects outputs into its run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from testbed.system import require_programs
+
+TEST_CASE_DIR = Path(__file__).resolve().parents[1]
+SBATCH = "slurm/cpu-ddp.sbatch"
+VENV = Path(sys.executable).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def submit(cluster, run_dir: Path, *args: str, **env: str):
+    job_env = {"VENV": str(VENV), "RUN_DIR": str(run_dir), "RDZV_PORT": str(free_port()), **env}
+    return cluster.submit(
+        SBATCH, args=args, env=job_env, sbatch_args=["--output", f"{run_dir}/slurm-%j.out"], cwd=TEST_CASE_DIR
+    )
+
+
+def wait_for_checkpoint(run_dir: Path, job, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not list((run_dir / "checkpoints").glob("step-*/COMPLETE")):
+        assert time.monotonic() < deadline, (
+            f"no checkpoint after {timeout}s; job {job.state}:\n{job.output()[-2000:]}"
+        )
+        assert job.state in {"PENDING", "RUNNING", "CONFIGURING"}, job.output()[-3000:]
+        time.sleep(0.5)
+
+
+@pytest.mark.slurm
+def test_two_node_job_trains_across_both_nodes(local_slurm, run_dir):
+    job = submit(local_slurm, run_dir, "--preset", "tiny", "--record-samples", "--min-accuracy", "0.8")
+    assert job.wait(timeout=240) == "COMPLETED", job.output()[-3000:]
+    assert job.exit_code == 0
+    assert job.nodes == ["n1", "n2"]
+    ranks = [json.loads((run_dir / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert {r["node"] for r in ranks} == {"n1", "n2"}  # one torchrun per node
+    assert {r["world_size"] for r in ranks} == {2}
+    assert ranks[0]["run_id"] == ranks[1]["run_id"] == str(job.id)  # one rendezvous: --rdzv-id=$SLURM_JOB_ID
+    assert f"rendezvous {local_slurm.node_addr('n1')}:" in job.output()
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["world_size"] == 2 and result["accuracy"] >= 0.8
+
+
+@pytest.mark.slurm
+def test_requeued_job_resumes_from_checkpoint(local_slurm, run_dir):
+    job = submit(
+        local_slurm, run_dir, "--preset", "digits", "--step-delay-s", "0.05", "--min-accuracy", "0.9"
+    )
+    wait_for_checkpoint(run_dir, job)
+    local_slurm.requeue(job)
+    assert job.wait(timeout=300) == "COMPLETED", job.output()[-3000:]
+    assert job.restart_count == 1
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    resumes = [e for e in events if e.get("event") == "resume"]
+    assert len(resumes) == 1 and resumes[0]["step"] >= 100
+    final = [e for e in events if e.get("event") == "eval"]
+    assert len(final) == 1 and final[0]["step"] == 400 and final[0]["accuracy"] >= 0.9
+    steps = [e["step"] for e in events if "loss" in e]
+    assert steps[-1] == 400 and set(steps) == set(range(1, 401))
+
+
+@pytest.mark.slurm
+def test_dry_run_inside_allocation_prints_the_final_command(local_slurm, run_dir):
+    job = submit(local_slurm, run_dir, "--preset", "tiny", DRY_RUN="1", RDZV_PORT="29999")
+    assert job.wait(timeout=60) == "COMPLETED", job.output()
+    command = job.output().strip().splitlines()[-1]
+    assert command.startswith("srun --nodes=2 --ntasks-per-node=1 ")
+    assert f"{VENV}/bin/torchrun --nnodes=2 --nproc-per-node=1 --rdzv-backend=c10d" in command
+    assert f"--rdzv-endpoint=127.0.0.1:29999 --rdzv-id={job.id}" in command
+    assert not (run_dir / "metrics.jsonl").exists()
+
+
+def dry_run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    return subprocess.run(
+        ["bash", script, *args],
+        cwd=TEST_CASE_DIR,
+        env={**clean, "DRY_RUN": "1", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("script", ["slurm/cpu-ddp.sbatch", "slurm/cpu-ddp-container.sbatch"])
+def test_scripts_parse_and_pass_shellcheck(script):
+    subprocess.run(["bash", "-n", script], cwd=TEST_CASE_DIR, check=True)
+    shellcheck = require_programs("shellcheck", "shellcheck", how="install the lint group (`make setup`)")
+    result = subprocess.run(
+        [shellcheck["shellcheck"], script], cwd=TEST_CASE_DIR, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_dry_run_outside_slurm_and_hyperpod_detection(tmp_path):
+    plain = dry_run(SBATCH, "--max-steps", "10", VENV="/opt/venv", HYPERPOD_MARKER=str(tmp_path / "absent"))
+    assert plain.returncode == 0, plain.stderr
+    assert "--auto-resume" not in plain.stdout
+    assert "/opt/venv/bin/torchrun --nnodes=2" in plain.stdout
+    assert plain.stdout.rstrip().endswith(
+        "--preset digits --run-dir " + f"{TEST_CASE_DIR}/runs/cpu-ddp-0 --max-steps 10"
+    )
+    hyperpod = dry_run(SBATCH, HYPERPOD_MARKER=str(tmp_path))  # the marker folder exists
+    assert hyperpod.stdout.startswith(
+        "srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1 --auto-resume=1 "
+    )
+
+
+def test_container_variant_adds_pyxis_flags_and_requires_image():
+    result = dry_run("slurm/cpu-ddp-container.sbatch", IMAGE="/fsx/images/cpu-ddp.sqsh", SHARED_DIR="/fsx")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "--container-image=/fsx/images/cpu-ddp.sqsh --container-mounts=/fsx:/fsx" in out
+    assert " torchrun --nnodes=2" in out and "/workspace/cpu-ddp/ddp.py" in out
+    assert "--run-dir /fsx/cpu-ddp/runs/cpu-ddp-0" in out
+    missing = dry_run("slurm/cpu-ddp-container.sbatch", IMAGE="")
+    assert missing.returncode != 0
+    assert "IMAGE: set IMAGE to an enroot squashfs" in missing.stderr
+
+
+def test_outside_slurm_without_dry_run_is_a_clear_error():
+    result = dry_run(SBATCH, DRY_RUN="0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: not inside a Slurm job; submit with 'sbatch slurm/cpu-ddp.sbatch' or preview with DRY_RUN=1"
+    )

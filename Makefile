@@ -1,0 +1,65 @@
+# The two commands: `make run` (train the main test case here) and `make test` (everything).
+# `make help` lists the rest. Each target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+NOX := $(VENV)/bin/nox
+# pip >= 25.1 reads pyproject dependency groups (--group); it is the only tool that sees the
+# local torch wheel, so the venv is built with pip, torch first.
+PIP_VERSION := 25.3
+MAIN_CASE := 3.test_cases/pytorch/cpu-ddp
+RUN_DIR ?= $(CURDIR)/runs/cpu-ddp
+NODES ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup system-deps run test lint security docs bench cluster-up cluster-down clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.setup-done ## create .venv: torch==2.13.0 first (CPU wheel here), then the train/infra/dev groups
+
+$(VENV)/.setup-done: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(VENV)/bin/pip install --quiet --group torch
+	$(VENV)/bin/pip install --quiet --group dev
+	touch $@
+
+system-deps: ## Debian packages for the test bed (Slurm, munge, Prometheus, envsubst); needs root
+	testbed/system-deps.sh
+
+run: setup ## train cpu-ddp on this machine's CPUs with torchrun (2 ranks), then say what is next
+	$(MAKE) -C $(MAIN_CASE) local VENV=$(CURDIR)/$(VENV) RUN_DIR=$(RUN_DIR)
+	@echo
+	@echo "Run folder: $(RUN_DIR) (config.json, metrics.jsonl, result.json, checkpoints/)"
+	@echo "Resume:     run 'make run' again; it continues from the newest complete checkpoint."
+	@echo "Slurm:      make cluster-up, then follow $(MAIN_CASE)/README.md ('sbatch slurm/cpu-ddp.sbatch')."
+	@echo "EKS:        cd $(MAIN_CASE) && make k8s IMAGE=<registry>/cpu-ddp:<tag> && kubectl apply -f kubernetes/cpu-ddp.yaml"
+
+test: setup system-deps ## everything: lint, security scan, unit + integration tests (local Slurm), docs
+	$(NOX) -s lint security tests docs
+
+lint: setup ## ruff, shellcheck, hadolint, yamllint, cfn-lint
+	$(NOX) -s lint
+
+security: setup ## checkov (offline)
+	$(NOX) -s security
+
+docs: setup ## build the site strictly into site/
+	$(NOX) -s docs
+
+bench: setup ## benchmarks -> bench-results/*.json (with machine info)
+	$(NOX) -s bench
+
+cluster-up: setup system-deps ## start a local Slurm cluster (NODES=2) and print the SLURM_CONF to export
+	$(VENV)/bin/python -m testbed.slurm up --nodes $(NODES)
+
+cluster-down: ## stop the local Slurm cluster started by cluster-up
+	$(VENV)/bin/python -m testbed.slurm down
+
+clean: ## remove the venv, nox envs, site, runs and benchmark results
+	-test -x $(VENV)/bin/python && $(VENV)/bin/python -m testbed.slurm down 2>/dev/null
+	rm -rf $(VENV) .nox site runs bench-results .pytest_cache .ruff_cache .testbed

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Benchmarks: throughput of the test cases on this machine, as JSON with machine info.
+
+    make bench                      # or: python benchmarks/run.py [--steps 150] [--out bench-results]
+
+cpu-ddp, preset ``wide``: samples/s (median over steps after warm-up) with 1 and 2 ranks under
+torchrun, and the 2-rank scaling efficiency. Results go to ``bench-results/cpu-ddp-<time>.json``;
+nothing here is asserted by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_DDP = ROOT / "3.test_cases" / "pytorch" / "cpu-ddp"
+WARMUP_STEPS = 20
+
+
+def machine_info() -> dict:
+    """What the numbers depend on: CPU, cores, memory, Python, torch, commit."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    torch_version = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "platform": platform.platform(),
+        "commit": commit or None,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_ddp_throughput(nproc: int, steps: int) -> dict:
+    """Run cpu-ddp ``wide`` with ``nproc`` ranks; median samples/s after warm-up."""
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-ddp-") as run_dir:
+        command = [
+            str(Path(sys.executable).parent / "torchrun"),
+            "--nproc-per-node",
+            str(nproc),
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{free_port()}",
+            "ddp.py",
+            "--preset",
+            "wide",
+            "--max-steps",
+            str(steps),
+            "--checkpoint-every",
+            str(steps),
+            "--run-dir",
+            run_dir,
+        ]
+        subprocess.run(command, cwd=CPU_DDP, check=True, capture_output=True, text=True)
+        records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["samples_per_s"] for r in records if "loss" in r and r["step"] > WARMUP_STEPS]
+    return {
+        "nproc": nproc,
+        "steps": steps,
+        "samples_per_s_median": statistics.median(rates),
+        "samples_per_s_p10": statistics.quantiles(rates, n=10)[0],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results", help="results folder")
+    args = parser.parse_args(argv)
+    if args.steps <= WARMUP_STEPS + 10:
+        parser.error(f"--steps={args.steps} leaves too few measured steps; use more than {WARMUP_STEPS + 10}")
+    runs = [cpu_ddp_throughput(nproc, args.steps) for nproc in (1, 2)]
+    efficiency = runs[1]["samples_per_s_median"] / (2 * runs[0]["samples_per_s_median"])
+    result = {
+        "benchmark": "cpu-ddp/wide",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_info(),
+        "runs": runs,
+        "scaling_efficiency_2_ranks": round(efficiency, 3),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"cpu-ddp-{result['time'].replace(':', '')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

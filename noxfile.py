@@ -1,0 +1,92 @@
+"""Every check, defined once. The Makefile calls these sessions; CI calls the Makefile.
+
+- ``lint``: ruff, shellcheck, hadolint, yamllint, cfn-lint (whatever files exist), in a fast uv venv.
+- ``security``: checkov, offline (``--skip-download``), in its own venv: it pins an old boto3.
+- ``tests``: pytest in the project venv made by ``make setup`` (torch comes from pip's local wheel,
+  which uv does not see, so this session does not build a venv of its own).
+- ``docs``: ``mkdocs build --strict`` (never with ``-q``: it hides the warnings strict turns into errors).
+- ``bench``: the benchmarks, JSON results with machine info under ``bench-results/``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "security", "tests", "docs"]
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).resolve().parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def tracked_files(*patterns: str) -> list[str]:
+    """Files git knows (tracked or new, not ignored) matching the glob patterns."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *patterns],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted({line for line in out.splitlines() if (ROOT / line).is_file()})
+
+
+def cloudformation_templates() -> list[str]:
+    candidates = tracked_files(
+        "1.architectures/**/*.yaml", "1.architectures/**/*.yml", "1.architectures/**/*.json"
+    )
+    return [path for path in candidates if "AWSTemplateFormatVersion" in (ROOT / path).read_text()]
+
+
+def dockerfiles() -> list[str]:
+    return tracked_files("*Dockerfile", "**/*Dockerfile", "**/*.Dockerfile")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Static checks over every file of their kind."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    shell = tracked_files("*.sh", "**/*.sh", "**/*.sbatch", ".ci/run")
+    session.run("shellcheck", *shell)
+    session.run("hadolint", *dockerfiles())
+    session.run("yamllint", "--strict", "-c", ".yamllint.yaml", ".")
+    templates = cloudformation_templates()
+    if templates:
+        session.run("cfn-lint", *templates)
+    else:
+        session.log("cfn-lint: no CloudFormation templates yet")
+
+
+@nox.session
+def security(session: nox.Session) -> None:
+    """checkov over templates and Dockerfiles; inline skips must carry a reason."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "security"))
+    targets = [arg for path in cloudformation_templates() + dockerfiles() for arg in ("-f", path)]
+    session.run("checkov", "--skip-download", "--quiet", "--compact", *targets)
+
+
+@nox.session(venv_backend="none")
+def tests(session: nox.Session) -> None:
+    """The whole pytest suite, in the project venv (``make setup``). Extra args go to pytest."""
+    session.run(sys.executable, "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the site from the READMEs, strictly."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
+    quiet = {"DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}  # a banner, not a finding
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=quiet)
+
+
+@nox.session(venv_backend="none")
+def bench(session: nox.Session) -> None:
+    """Benchmarks (throughput, collectives) into bench-results/*.json; never asserted in tests."""
+    session.run(sys.executable, "benchmarks/run.py", *session.posargs)

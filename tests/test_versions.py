@@ -1,0 +1,89 @@
+"""Pins live once in 2.ami_and_containers/versions.yaml; everything that repeats one must agree."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSIONS = yaml.safe_load((ROOT / "2.ami_and_containers" / "versions.yaml").read_text())
+DOCKERFILES = sorted(p for p in ROOT.rglob("*Dockerfile") if ".venv" not in p.parts and ".nox" not in p.parts)
+REQUIREMENTS = sorted(ROOT.glob("3.test_cases/**/requirements*.txt"))
+ARG = re.compile(r"^\s*ARG\s+([A-Z0-9_]+)=(\S+)", re.MULTILINE)
+FROM = re.compile(r"^\s*FROM\s+(\S+)", re.MULTILINE)
+PIN = re.compile(r"^\s*([A-Za-z0-9_.-]+)==(\S+)")
+
+
+def expected_args() -> dict[str, str]:
+    """versions.yaml -> the ARG names Dockerfiles use for each entry."""
+    names = {}
+    for section, suffix in (("images", "IMAGE"), ("python", "VERSION")):
+        for key, value in VERSIONS.get(section, {}).items():
+            names[f"{key.upper().replace('-', '_')}_{suffix}"] = str(value)
+    return names
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        match = PIN.match(line.split("#")[0])
+        if match:
+            found[match.group(1).lower()] = match.group(2)
+    return found
+
+
+def test_there_is_something_to_check():
+    assert DOCKERFILES, "no Dockerfile found"
+    assert VERSIONS["python"]["torch"] == "2.13.0"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_dockerfile_arg_defaults_equal_versions_yaml(dockerfile):
+    text = dockerfile.read_text()
+    expected = expected_args()
+    args = dict(ARG.findall(text))
+    assert args, f"{dockerfile.name} takes no versions as ARGs"
+    for name, default in args.items():
+        assert name in expected, f"{dockerfile.name}: ARG {name} has no entry in versions.yaml"
+        assert default == expected[name], (
+            f"{dockerfile.name}: ARG {name}={default}, versions.yaml says {expected[name]}"
+        )
+    for image in FROM.findall(text):
+        assert image.startswith("${") or image in expected.values(), (
+            f"{dockerfile.name}: FROM {image} is not pinned"
+        )
+
+
+def test_no_image_is_latest_or_untagged():
+    for dockerfile in DOCKERFILES:
+        for name, value in ARG.findall(dockerfile.read_text()):
+            if name.endswith("_IMAGE"):
+                assert ":" in value and not value.endswith(":latest"), f"{dockerfile}: {name}={value}"
+    for key, image in VERSIONS["images"].items():
+        assert ":" in image and not image.endswith(":latest"), f"versions.yaml images.{key}={image}"
+
+
+def test_python_pins_agree_with_versions_yaml():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    groups = [
+        item for group in pyproject["dependency-groups"].values() for item in group if isinstance(item, str)
+    ]
+    sources = {"pyproject.toml": pins(groups)}
+    sources.update(
+        {str(path.relative_to(ROOT)): pins(path.read_text().splitlines()) for path in REQUIREMENTS}
+    )
+    assert REQUIREMENTS
+    for source, found in sources.items():
+        for package, version in VERSIONS["python"].items():
+            if package in found:
+                assert found[package] == str(version), (
+                    f"{source}: {package}=={found[package]}, versions.yaml {version}"
+                )
+    for path in REQUIREMENTS:
+        for raw in path.read_text().splitlines():
+            line = raw.split("#")[0].strip()
+            assert not line or PIN.match(line), f"{path}: {line!r} is not pinned with =="
