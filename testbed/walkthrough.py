@@ -38,21 +38,24 @@ def extract_blocks(readme: Path, name: str) -> list[str]:
     return blocks
 
 
-def copy_repository(destination: Path) -> Path:
-    """Copy the repository's files (as git lists them) and link the project venv."""
+def repository_files(*patterns: str) -> list[Path]:
+    """Files git tracks or would track (not ignored), optionally filtered by pathspecs, relative."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *patterns],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split("\0")
-    for relative in filter(None, listed):
-        source = REPO_ROOT / relative
-        if source.is_file():
-            target = destination / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    return [Path(item) for item in listed if item and (REPO_ROOT / item).is_file()]
+
+
+def copy_repository(destination: Path) -> Path:
+    """Copy the repository's files (as git lists them) and link the project venv."""
+    for relative in repository_files():
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / relative, target)
     venv = REPO_ROOT / ".venv"
     if venv.is_dir():
         (destination / ".venv").symlink_to(venv)

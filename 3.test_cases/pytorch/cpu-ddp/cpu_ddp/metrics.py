@@ -1,13 +1,22 @@
 """Metrics as data: one JSON record per step (stdout and ``<run_dir>/metrics.jsonl``) plus one human line.
 
+Step records: ``step``, ``epoch``, ``loss`` (mean over ranks), ``lr``, ``samples_per_s`` (all ranks),
+``step_time_s`` and ``mem_gib`` (rank 0's peak resident memory).
+
 Only rank 0 reports; the loss it reports is the mean over all ranks.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 from pathlib import Path
 from typing import TextIO
+
+
+def peak_memory_gib() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 class MetricsLogger:
@@ -43,6 +52,7 @@ class MetricsLogger:
             lr=lr,
             samples_per_s=round(samples_per_s, 1),
             step_time_s=round(step_time_s, 6),
+            mem_gib=round(peak_memory_gib(), 3),
         )
         self.say(
             f"step {step:5d} | epoch {epoch:3d} | loss {loss:.4f} | lr {lr:.4f} | "

@@ -209,6 +209,7 @@ def run_steps(config, ddp_model, optimizer, scheduler, data: DigitsData, log, st
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "step": step,
+                "epoch": (step - 1) // data.steps_per_epoch,
                 "config": config.to_dict(),
             }
             folder = checkpoint.save(config.checkpoint_path, step, state, config.keep_checkpoints)

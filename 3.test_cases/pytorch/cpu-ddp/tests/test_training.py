@@ -70,10 +70,24 @@ def step_losses(run_dir: Path) -> dict[int, float]:
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("reference")
-    result = torchrun(run_dir, *DIGITS_ARGS, "--record-samples", "--min-accuracy", "0.9")
+def reference_run(artifacts_root) -> Path:
+    """``make local`` as the README shows it: the digits preset on 2 ranks, the uninterrupted baseline."""
+    run_dir = artifacts_root / "cpu-ddp-reference"
+    args = " ".join([*DIGITS_ARGS[2:], "--record-samples", "--min-accuracy", "0.9"])
+    command = [
+        "make",
+        "local",
+        f"VENV={BIN.parent}",
+        f"RUN_DIR={run_dir}",
+        "PRESET=digits",
+        f"RDZV_PORT={free_port()}",
+        f"ARGS={args}",
+    ]
+    result = subprocess.run(
+        command, cwd=TEST_CASE_DIR, capture_output=True, text=True, timeout=300, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out accuracy" in result.stdout
     return run_dir
 
 
@@ -86,7 +100,8 @@ def test_two_ranks_train_to_held_out_accuracy(reference_run):
     first, last = [losses[s] for s in range(1, 21)], [losses[s] for s in range(381, 401)]
     assert sum(last) / 20 < 0.3 * (sum(first) / 20)
     step = records(reference_run)[0]
-    assert {"step", "epoch", "loss", "lr", "samples_per_s", "step_time_s"} <= step.keys()
+    assert {"step", "epoch", "loss", "lr", "samples_per_s", "step_time_s", "mem_gib"} <= step.keys()
+    assert 0 < step["mem_gib"] < 8
     config = json.loads((reference_run / "config.json").read_text())
     assert config["preset"] == "digits" and config["checkpoint_every"] == 100
 
