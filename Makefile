@@ -9,8 +9,8 @@ NOX := $(VENV)/bin/nox
 # pip >= 25.1 reads pyproject dependency groups (--group); it is the only tool that sees the
 # local torch wheel, so the venv is built with pip, torch first.
 PIP_VERSION := 25.3
-MAIN_CASE := 3.test_cases/pytorch/cpu-ddp
-RUN_DIR ?= $(CURDIR)/runs/cpu-ddp
+MAIN_CASE := 3.test_cases/pytorch/FSDP
+RUN_DIR ?= $(CURDIR)/runs/fsdp-tiny
 NODES ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -31,13 +31,13 @@ $(VENV)/.setup-done: pyproject.toml
 system-deps: ## Debian packages for the test bed (Slurm, munge, Prometheus, envsubst); needs root
 	testbed/system-deps.sh
 
-run: setup ## train cpu-ddp on this machine's CPUs with torchrun (2 ranks), then say what is next
-	$(MAKE) -C $(MAIN_CASE) local VENV=$(CURDIR)/$(VENV) RUN_DIR=$(RUN_DIR)
+run: setup ## train the FSDP tiny Llama here with torchrun (2 CPU ranks), then say what is next
+	$(MAKE) --no-print-directory -C $(MAIN_CASE) local VENV=$(CURDIR)/$(VENV) RUN_DIR=$(RUN_DIR) PRESET=tiny ARGS="$(ARGS)"
 	@echo
 	@echo "Run folder: $(RUN_DIR) (config.json, metrics.jsonl, result.json, checkpoints/)"
-	@echo "Resume:     run 'make run' again; it continues from the newest complete checkpoint."
-	@echo "Slurm:      make cluster-up, then follow $(MAIN_CASE)/README.md ('sbatch slurm/cpu-ddp.sbatch')."
-	@echo "EKS:        cd $(MAIN_CASE) && make k8s IMAGE=<registry>/cpu-ddp:<tag> && kubectl apply -f kubernetes/cpu-ddp.yaml"
+	@echo "Resume:     make run ARGS='--max-steps 120'  (continues from the newest complete checkpoint)"
+	@echo "Slurm:      cd $(MAIN_CASE) && sbatch slurm/llama3_1_8b.sbatch   (here: make cluster-up, then sbatch slurm/tiny.sbatch)"
+	@echo "EKS:        cd $(MAIN_CASE) && make k8s PRESET=llama3_1_8b IMAGE=<registry>/fsdp:<tag> && kubectl apply -f build/llama3_1_8b.yaml"
 
 test: setup system-deps ## everything: lint, security scan, unit + integration tests (local Slurm), docs
 	$(NOX) -s lint security tests docs

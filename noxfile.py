@@ -90,3 +90,4 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks (throughput, collectives) into bench-results/*.json; never asserted in tests."""
     session.run(sys.executable, "benchmarks/run.py", *session.posargs)
+    session.run(sys.executable, "benchmarks/fsdp.py")

@@ -21,7 +21,7 @@ PIN = re.compile(r"^\s*([A-Za-z0-9_.-]+)==(\S+)")
 def expected_args() -> dict[str, str]:
     """versions.yaml -> the ARG names Dockerfiles use for each entry."""
     names = {}
-    for section, suffix in (("images", "IMAGE"), ("python", "VERSION")):
+    for section, suffix in (("images", "IMAGE"), ("python", "VERSION"), ("components", "VERSION")):
         for key, value in VERSIONS.get(section, {}).items():
             names[f"{key.upper().replace('-', '_')}_{suffix}"] = str(value)
     return names

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Render slurm/<preset>.sbatch and kubernetes/<preset>.yaml for every preset, from one template each.
+
+    python src/generate.py           # write the files (make generate)
+    python src/generate.py --check   # exit 1 naming every file that differs (a test runs this)
+
+Standard library only: the presets are read from training/presets.py without importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+FOLDER = Path(__file__).resolve().parents[1]
+# EFA devices and GPUDirect RDMA per instance type (FACTS: p4d 4, p5/p5e 32, p5en 16, p6-b200 8).
+INSTANCES = {
+    "p4d.24xlarge": (4, True),
+    "p4de.24xlarge": (4, True),
+    "p5.48xlarge": (32, True),
+    "p5e.48xlarge": (32, True),
+    "p5en.48xlarge": (16, True),
+    "p6-b200.48xlarge": (8, True),
+}
+
+
+def load_presets() -> dict:
+    spec = importlib.util.spec_from_file_location("presets", FOLDER / "src" / "training" / "presets.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["presets"] = module
+    spec.loader.exec_module(module)
+    return module.PRESETS
+
+
+def nproc(preset) -> int:
+    return preset.gpus_per_node or 2  # CPU presets: two ranks per node
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace("{{" + key + "}}", value)
+    if "{{" in template:
+        raise SystemExit(f"error: unfilled placeholder near {template[template.index('{{') :][:40]!r}")
+    return template
+
+
+def sbatch(name: str, preset) -> str:
+    exclusive = "#SBATCH --exclusive\n" if preset.gpus_per_node else ""
+    template = (FOLDER / "templates" / "sbatch.template").read_text()
+    return fill(
+        template,
+        {"preset": name, "nodes": str(preset.nodes), "nproc": str(nproc(preset)), "exclusive": exclusive},
+    )
+
+
+def _yaml_lines(items: list[tuple[str, str]], indent: int, env: bool) -> str:
+    pad = " " * indent
+    if env:
+        return "\n".join(f'{pad}- name: {key}\n{pad}  value: "{value}"' for key, value in items)
+    return "\n".join(
+        f'{pad}{key}: "{value}"' if not value.isdigit() else f"{pad}{key}: {value}" for key, value in items
+    )
+
+
+def manifest(name: str, preset) -> str:
+    if preset.gpus_per_node:
+        efa, rdma = INSTANCES[preset.instance_type]
+        env = [
+            ("FI_PROVIDER", "efa"),
+            ("FI_EFA_USE_HUGE_PAGE", "0"),
+            ("FI_EFA_SET_CUDA_SYNC_MEMOPS", "0"),
+            ("NCCL_SOCKET_IFNAME", "^lo"),
+            ("NCCL_BUFFSIZE", "8388608"),
+            ("NCCL_P2P_NET_CHUNKSIZE", "524288"),
+            ("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1"),
+            ("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True"),
+        ]
+        if rdma:
+            env.append(("FI_EFA_USE_DEVICE_RDMA", "1"))
+        resources = [("nvidia.com/gpu", str(preset.gpus_per_node)), ("vpc.amazonaws.com/efa", str(efa))]
+    else:
+        env = [("GLOO_SOCKET_IFNAME", "eth0")]
+        resources = [("cpu", "2"), ("memory", "8Gi")]
+    template = (FOLDER / "templates" / "pytorchjob.yaml.template").read_text()
+    return fill(
+        template,
+        {
+            "preset": name,
+            "job_name": name.replace("_", "-"),
+            "nodes": str(preset.nodes),
+            "nproc": str(nproc(preset)),
+            "env": _yaml_lines(env, 16, env=True),
+            "resources": _yaml_lines(resources, 18, env=False),
+        },
+    )
+
+
+def expected_files() -> dict[Path, str]:
+    files = {}
+    for name, preset in load_presets().items():
+        files[FOLDER / "slurm" / f"{name}.sbatch"] = sbatch(name, preset)
+        files[FOLDER / "kubernetes" / f"{name}.yaml"] = manifest(name, preset)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="report drift instead of writing")
+    args = parser.parse_args(argv)
+    drift = []
+    for path, text in expected_files().items():
+        current = path.read_text() if path.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            drift.append(str(path.relative_to(FOLDER)))
+        else:
+            path.write_text(text)
+            path.chmod(0o755 if path.suffix == ".sbatch" else 0o644)
+            print(f"wrote {path.relative_to(FOLDER)}")
+    if drift:
+        print(
+            f"error: generated files differ from their templates: {', '.join(drift)}; run 'make generate'",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

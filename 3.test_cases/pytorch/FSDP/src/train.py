@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""FSDP2 training of Llama / Mistral / Mixtral presets.
+
+    torchrun --nproc-per-node 2 src/train.py --preset tiny --run-dir runs/local
+    python src/train.py --preset tiny --max-steps 10     # one process, no torchrun
+    python src/train.py --help                           # every option
+
+Presets: ``training/presets.py``. On GPU: bf16 mixed precision and NCCL; on CPU: fp32 and gloo.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from training.checkpoint import CheckpointError
+from training.config import ConfigError, config_from_args
+from training.data import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = config_from_args(argv)
+        # Imported after validation: torch and transformers take seconds to import.
+        from training.trainer import train  # noqa: PLC0415
+
+        train(config)
+    except (ConfigError, CheckpointError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Generated sbatch scripts and manifests: no drift from their templates, lint clean, valid, and the
+one Slurm run of the generated tiny script on the local 2-node cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed.kube import render_manifest, validate_manifest
+from testbed.system import require_programs
+
+FOLDER = Path(__file__).resolve().parents[1]
+PRESET_NAMES = sorted(p.stem for p in (FOLDER / "kubernetes").glob("*.yaml"))
+VENV = Path(sys.executable).parent.parent
+
+
+def bash(script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    return subprocess.run(
+        ["bash", script, *args], cwd=FOLDER, env={**clean, **env}, capture_output=True, text=True, check=False
+    )
+
+
+def test_generated_files_match_templates():
+    result = subprocess.run(
+        [sys.executable, "src/generate.py", "--check"],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(PRESET_NAMES) == 11 and len(list((FOLDER / "slurm").glob("*.sbatch"))) == 11
+
+
+def test_drift_is_reported(tmp_path, monkeypatch):
+    sys.path.insert(0, str(FOLDER / "src"))
+    import generate  # noqa: PLC0415 - the generator script, imported to point it at a copy
+
+    monkeypatch.setattr(generate, "FOLDER", tmp_path)
+    (tmp_path / "src" / "training").mkdir(parents=True)
+    for relative in (
+        "src/training/presets.py",
+        "templates/sbatch.template",
+        "templates/pytorchjob.yaml.template",
+    ):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text((FOLDER / relative).read_text())
+    (tmp_path / "slurm").mkdir()
+    (tmp_path / "kubernetes").mkdir()
+    assert generate.main([]) == 0 and generate.main(["--check"]) == 0
+    (tmp_path / "slurm" / "tiny.sbatch").write_text("edited by hand\n")
+    assert generate.main(["--check"]) == 1
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+def test_manifest_renders_and_validates(preset):
+    text = render_manifest(FOLDER / "kubernetes" / f"{preset}.yaml", {"IMAGE": "repo/fsdp:1.0"})
+    assert "${" not in text
+    assert validate_manifest(text) == []
+
+
+def test_gpu_manifest_requests_gpus_and_efa():
+    text = render_manifest(FOLDER / "kubernetes" / "llama3_1_8b.yaml", {"IMAGE": "repo/fsdp:1.0"})
+    assert "nvidia.com/gpu: 8" in text and "vpc.amazonaws.com/efa: 32" in text
+    assert "--nproc-per-node=8" in text and "replicas: 2" in text
+
+
+def test_sbatch_scripts_pass_shellcheck_and_dry_run():
+    shellcheck = require_programs("shellcheck", "shellcheck", how="install the dev group (`make setup`)")
+    scripts = sorted(str(p.relative_to(FOLDER)) for p in (FOLDER / "slurm").glob("*"))
+    result = subprocess.run(
+        [shellcheck["shellcheck"], *scripts], cwd=FOLDER, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+    dry = bash(
+        "slurm/llama3_1_70b.sbatch",
+        DRY_RUN="1",
+        VENV="/opt/venv",
+        INSTANCE_TYPE="p5.48xlarge",
+        EFA_SYSFS="/nonexistent",
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "--nnodes=16 --nproc-per-node=8" in dry.stdout and "--preset llama3_1_70b" in dry.stdout
+    container = bash("slurm/tiny.sbatch", DRY_RUN="1", IMAGE="/fsx/fsdp.sqsh", INSTANCE_TYPE="cpu")
+    assert "--container-image=/fsx/fsdp.sqsh --container-mounts=/fsx:/fsx" in container.stdout
+    assert "/workspace/fsdp/src/train.py --preset tiny --run-dir /fsx/fsdp/runs/tiny-0" in container.stdout
+
+
+@pytest.mark.parametrize(
+    ("instance", "devices", "expected"),
+    [
+        ("p5.48xlarge", True, {"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1"}),
+        ("g5.48xlarge", True, {"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": ""}),  # no GPUDirect RDMA
+        ("c5.xlarge", False, {"FI_PROVIDER": "", "FI_EFA_USE_DEVICE_RDMA": ""}),  # no EFA: nothing set
+    ],
+)
+def test_efa_env_sets_only_what_the_instance_needs(tmp_path, instance, devices, expected):
+    sysfs = tmp_path / "infiniband"
+    sysfs.mkdir()
+    if devices:
+        (sysfs / "rdmap16s27").mkdir()
+    probe = (
+        'source slurm/efa-env.sh; echo "FI_PROVIDER=${FI_PROVIDER:-}"; '
+        'echo "FI_EFA_USE_DEVICE_RDMA=${FI_EFA_USE_DEVICE_RDMA:-}"'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FI_", "NCCL_"))}
+    result = subprocess.run(
+        ["bash", "-c", probe],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "EFA_SYSFS": str(sysfs), "INSTANCE_TYPE": instance},
+    )
+    got = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert got == expected
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slurm
+def test_generated_tiny_sbatch_trains_across_two_nodes(local_slurm, run_dir):
+    env = {
+        "VENV": str(VENV),
+        "RUN_DIR": str(run_dir),
+        "RDZV_PORT": str(free_port()),
+        "NPROC_PER_NODE": "1",
+        "INSTANCE_TYPE": "cpu",
+    }
+    job = local_slurm.submit(
+        "slurm/tiny.sbatch",
+        args=["--max-steps", "10", "--checkpoint-every", "10"],
+        env=env,
+        sbatch_args=["--output", f"{run_dir}/slurm-%j.out"],
+        cwd=FOLDER,
+    )
+    assert job.wait(timeout=300) == "COMPLETED", job.output()[-3000:]
+    assert job.nodes == ["n1", "n2"]
+    ranks = [json.loads((run_dir / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert {r["node"] for r in ranks} == {"n1", "n2"} and ranks[0]["run_id"] == str(job.id)
+    assert (run_dir / "checkpoints" / "step-00000010" / "COMPLETE").is_file()
