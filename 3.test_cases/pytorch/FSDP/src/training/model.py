@@ -73,11 +73,26 @@ def _full_init(name: str, param: torch.Tensor, seed: int) -> torch.Tensor:
     return full.to(dtype)
 
 
+# Wrappers that activation checkpointing and torch.compile insert into parameter names.
+_WRAPPER_PARTS = ("._checkpoint_wrapped_module", "._orig_mod")
+
+
+def canonical_name(name: str) -> str:
+    """The parameter's name in the plain model, whatever wrappers parallelize() added."""
+    for part in _WRAPPER_PARTS:
+        name = name.replace(part, "")
+    return name
+
+
 @torch.no_grad()
 def initialise(model: nn.Module, seed: int) -> None:
-    """Fill every parameter (sharded or not) and recompute the rotary buffers the meta build left empty."""
+    """Fill every parameter (sharded or not) and recompute the rotary buffers the meta build left empty.
+
+    Values depend on the seed and the plain parameter name only, so wrapping (FSDP, activation
+    checkpointing, compile) and the number of ranks never change the initial weights.
+    """
     for name, param in model.named_parameters():
-        full = _full_init(name, param, seed)
+        full = _full_init(canonical_name(name), param, seed)
         if isinstance(param, DTensor):
             local = distribute_tensor(
                 full, param.device_mesh, param.placements, src_data_rank=None
