@@ -42,7 +42,10 @@ class TrainConfig:
     activation_checkpointing: bool = False
     cpu_offload: bool = False
     # Data.
-    data_path: str = ""  # empty: the offline corpus shipped with Python; else a folder of .txt or a .jsonl
+    data_path: str = (
+        ""  # empty: the offline corpus shipped with Python; else a folder of .txt/.jsonl or a .jsonl
+    )
+    tokenizer: str = ""  # empty: UTF-8 bytes; else a local Hugging Face tokenizer folder (stage.py)
     val_every: int = 20
     val_batches: int = 4
     record_samples: bool = False
@@ -146,6 +149,11 @@ def validate(config: TrainConfig) -> None:
             f"--seq-len={model.seq_len} exceeds {config.preset}'s {model.max_position_embeddings} "
             f"positions; use --seq-len {model.max_position_embeddings} or less"
         )
+    validate_run_options(config)
+
+
+def validate_run_options(config: TrainConfig) -> None:
+    """The non-shape settings: precision, schedule, data and tokenizer paths, fault drills."""
     if config.dtype not in {"auto", "fp32", "bf16"}:
         raise ConfigError(f"--dtype={config.dtype!r}; choose auto, fp32 or bf16")
     if config.lr <= 0 or not 0 <= config.min_lr_ratio <= 1:
@@ -154,6 +162,11 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             f"--data-path {config.data_path} does not exist; give a folder of .txt files or a "
             ".jsonl file with a 'text' field, or leave it empty for the built-in corpus"
+        )
+    if config.tokenizer and not (Path(config.tokenizer) / "tokenizer.json").is_file():
+        raise ConfigError(
+            f"--tokenizer {config.tokenizer} has no tokenizer.json; stage one with "
+            "'python src/stage.py --tokenizer <hub id> --out <folder>'"
         )
     if config.fault_kill_at_step:
         parse_fault(config.fault_kill_at_step)

@@ -1,9 +1,11 @@
 """Offline data: a corpus already on the machine, a byte-level tokenizer, packed fixed-length windows.
 
 The default corpus is the Python standard library's ``pydoc_data`` topics (about 465K characters, on
-every Python install). ``--data-path`` takes a folder of ``.txt`` files or a ``.jsonl`` file with a
-``text`` field. Tokens are UTF-8 bytes (ids 0-255) with an end-of-document id 256, so no tokenizer
-download is needed and every preset's vocabulary covers them.
+every Python install). ``--data-path`` takes a folder of ``.txt`` / ``.jsonl`` files (``stage.py``
+writes such a folder from a Hugging Face dataset) or one ``.jsonl`` file with a ``text`` field.
+Tokens are UTF-8 bytes (ids 0-255) with an end-of-document id 256, so no tokenizer download is
+needed and every preset's vocabulary covers them; ``--tokenizer`` takes a local Hugging Face
+tokenizer folder instead (staged once, so ranks never hit the hub).
 
 Batches are a pure function of the global sample counter: the training windows are shuffled per
 epoch with a seeded permutation, the step's global batch is the next ``global_batch`` samples of that
@@ -23,26 +25,61 @@ EOD = 256
 VAL_FRACTION = 0.05
 
 
-def read_documents(data_path: str) -> list[str]:
-    """Documents from the built-in corpus, a folder of .txt files, or a JSONL file."""
-    if not data_path:
-        from pydoc_data.topics import topics  # noqa: PLC0415 - only when the built-in corpus is used
-
-        return [topics[key] for key in sorted(topics)]
-    path = Path(data_path)
-    if path.is_dir():
-        return [p.read_text(encoding="utf-8", errors="replace") for p in sorted(path.rglob("*.txt"))]
+def _jsonl_texts(path: Path) -> list[str]:
     return [
         json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
 
 
-def tokenize(documents: list[str]) -> torch.Tensor:
-    """Bytes of each document followed by the end-of-document id."""
+def read_documents(data_path: str) -> list[str]:
+    """Documents: the built-in corpus, a folder of .txt / .jsonl files (stage.py writes one), or a .jsonl."""
+    if not data_path:
+        from pydoc_data.topics import topics  # noqa: PLC0415 - only when the built-in corpus is used
+
+        return [topics[key] for key in sorted(topics)]
+    path = Path(data_path)
+    if not path.is_dir():
+        return _jsonl_texts(path)
+    documents = []
+    for file in sorted(p for p in path.rglob("*") if p.suffix in {".txt", ".jsonl"}):
+        if file.suffix == ".txt":
+            documents.append(file.read_text(encoding="utf-8", errors="replace"))
+        else:
+            documents.extend(_jsonl_texts(file))
+    return documents
+
+
+class ByteTokenizer:
+    """UTF-8 bytes (ids 0-255) and an end-of-document id 256: needs no download."""
+
+    vocab_size = 257
+    eod_id = EOD
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+
+class HubTokenizer:
+    """A Hugging Face tokenizer from a local folder (staged once by stage.py, never fetched by ranks)."""
+
+    def __init__(self, folder: str) -> None:
+        from transformers import AutoTokenizer  # noqa: PLC0415 - only for real-run tokenizers
+
+        self._tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.vocab_size = len(self._tokenizer)
+        self.eod_id = self._tokenizer.eos_token_id if self._tokenizer.eos_token_id is not None else 0
+
+    def encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+
+def tokenize(documents: list[str], tokenizer=None) -> torch.Tensor:
+    """Token ids of each document followed by the end-of-document id."""
+    tokenizer = tokenizer or ByteTokenizer()
     ids: list[int] = []
     for text in documents:
-        ids.extend(text.encode("utf-8"))
-        ids.append(EOD)
+        ids.extend(tokenizer.encode(text))
+        ids.append(tokenizer.eod_id)
     return torch.tensor(ids, dtype=torch.long)
 
 
@@ -84,9 +121,17 @@ class DataError(ValueError):
     """The corpus cannot provide what the config asks for."""
 
 
-def load_packed(data_path: str, seq_len: int, seed: int) -> PackedData:
+def load_packed(
+    data_path: str, seq_len: int, seed: int, tokenizer: str = "", vocab_size: int = 0
+) -> PackedData:
     """Tokenize, cut into windows, keep the last 5% (at least one window) for validation."""
-    tokens = tokenize(read_documents(data_path))
+    encoder = HubTokenizer(tokenizer) if tokenizer else ByteTokenizer()
+    if vocab_size and encoder.vocab_size > vocab_size:
+        raise DataError(
+            f"--tokenizer {tokenizer or 'bytes'} has {encoder.vocab_size} tokens but the model's "
+            f"vocabulary is {vocab_size}; use a preset with a large enough vocabulary"
+        )
+    tokens = tokenize(read_documents(data_path), encoder)
     window = seq_len + 1
     count = len(tokens) // window
     if count < 2:

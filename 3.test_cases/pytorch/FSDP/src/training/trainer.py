@@ -307,5 +307,7 @@ class Trainer:
 
 def train(config: TrainConfig) -> dict:
     """Load the data (before any process group, so a data error stops every rank alike), then train."""
-    data = load_packed(config.data_path, config.model.seq_len, config.seed)
+    data = load_packed(
+        config.data_path, config.model.seq_len, config.seed, config.tokenizer, config.model.vocab_size
+    )
     return Trainer(config, data).run()
