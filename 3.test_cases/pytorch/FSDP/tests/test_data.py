@@ -49,7 +49,8 @@ def make_tokenizer(folder: Path, vocab_size: int) -> Path:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<eos>"])
     bpe.train_from_iterator(list(topics.values())[:200], trainer=trainer)
-    PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")  # noqa: S106 - a token, not a secret.save_pretrained(folder)
+    hub_tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")  # noqa: S106 - not a secret
+    hub_tokenizer.save_pretrained(folder)
     return folder
 
 
