@@ -4,6 +4,7 @@
   checkpoints, LocalSlurm state and logs, emulator state). Removed at the end unless
   ``--keep-artifacts=t``, which keeps it and prints where it is.
 - ``local_slurm``: one real Slurm cluster (munge + slurmctld + 2 slurmd) shared by the session.
+- ``local_prometheus``: one real Prometheus shared by the session; tests add and remove scrape jobs.
 - ``docker_build`` / ``docker_run``: container tests through the Docker SDK; skipped with a reason
   where no daemon runs (always the case on the development machine).
 """
@@ -21,6 +22,8 @@ import docker
 import pytest
 from docker.errors import DockerException
 
+from testbed.prometheus import REQUIRED_PROGRAMS as PROMETHEUS_PROGRAMS
+from testbed.prometheus import LocalPrometheus
 from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm
 from testbed.system import require_programs
 
@@ -133,3 +136,11 @@ def docker_run(docker_client) -> Callable[..., tuple[int, str]]:
             container.remove(force=True)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def local_prometheus(artifacts_root: Path, keep_artifacts: bool) -> Iterator[LocalPrometheus]:
+    """One real Prometheus (Debian package) shared by the session; each test removes the jobs it adds."""
+    require_programs("Prometheus", *PROMETHEUS_PROGRAMS)
+    with LocalPrometheus(state_dir=artifacts_root / "prometheus", keep=keep_artifacts) as prometheus:
+        yield prometheus

@@ -37,8 +37,10 @@ def tracked_files(*patterns: str) -> list[str]:
 
 
 def cloudformation_templates() -> list[str]:
+    """Every CloudFormation template of the cluster and observability folders (lint and checkov)."""
+    folders = ("1.architectures", "4.validation_observability")
     candidates = tracked_files(
-        "1.architectures/**/*.yaml", "1.architectures/**/*.yml", "1.architectures/**/*.json"
+        *(f"{folder}/**/*.{ext}" for folder in folders for ext in ("yaml", "yml", "json"))
     )
     return [path for path in candidates if "AWSTemplateFormatVersion" in (ROOT / path).read_text()]
 

@@ -6,6 +6,9 @@
 cpu-ddp, preset ``wide``: samples/s (median over steps after warm-up) with 1 and 2 ranks under
 torchrun, and the 2-rank scaling efficiency. Results go to ``bench-results/cpu-ddp-<time>.json``;
 nothing here is asserted by the tests.
+
+gloo all_reduce between 2 local ranks (4.validation_observability/6.nccl-tests' collective_bench.py):
+time, algbw and busbw per message size, 8 B to 256 MiB, in ``bench-results/gloo-allreduce-<time>.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_DDP = ROOT / "3.test_cases" / "pytorch" / "cpu-ddp"
+NCCL_TESTS = ROOT / "4.validation_observability" / "6.nccl-tests"
 WARMUP_STEPS = 20
 
 
@@ -100,6 +104,43 @@ def cpu_ddp_throughput(nproc: int, steps: int) -> dict:
     }
 
 
+def gloo_allreduce_table(out_dir: Path, max_bytes: str = "256M") -> Path:
+    """This machine's gloo all_reduce between 2 local ranks, per message size; returns the JSON's path."""
+    with tempfile.TemporaryDirectory(prefix="bench-gloo-") as scratch:
+        raw = Path(scratch) / "all_reduce.json"
+        command = [
+            str(Path(sys.executable).parent / "torchrun"),
+            "--nproc-per-node",
+            "2",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            f"127.0.0.1:{free_port()}",
+            "collective_bench.py",
+            *("-b", "8", "-e", max_bytes, "-f", "2", "-w", "5", "-n", "20", "--json-out", str(raw)),
+        ]
+        completed = subprocess.run(command, cwd=NCCL_TESTS, check=True, capture_output=True, text=True)
+        bench = json.loads(raw.read_text())
+    rows = [
+        {"size_bytes": row["size_bytes"], **{k: row["in_place"][k] for k in ("time_us", "algbw", "busbw")}}
+        for row in bench["rows"]
+    ]
+    result = {
+        "benchmark": "gloo/all_reduce, 2 local ranks",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_info(),
+        "units": {"time_us": "microseconds", "algbw": "GB/s (1e9 B)", "busbw": "GB/s, algbw x 2(n-1)/n"},
+        "rows": rows,
+        "peak_busbw_gbytes_per_s": max(row["busbw"] for row in rows),
+        "wrong_elements": bench["wrong"],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"gloo-allreduce-{result['time'].replace(':', '')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(completed.stdout, end="")  # the nccl-tests style table
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
@@ -121,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"wrote {path}")
+    print(f"wrote {gloo_allreduce_table(args.out)}")
     return 0
 
 

@@ -102,7 +102,7 @@ ReturnToService=1
 SlurmdTimeout=30
 KillWait=2
 InactiveLimit=0
-{node_lines}
+{hook_lines}{node_lines}
 PartitionName={partition} Nodes={node_list} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -195,10 +195,15 @@ class LocalSlurm:
         state_dir: Path | None = None,
         keep: bool = False,
         partition: str = "cpu",
+        prolog: Path | None = None,
+        epilog: Path | None = None,
     ) -> None:
         if nodes < 1 or cpus_per_node < 1:
             raise ValueError(f"nodes={nodes} and cpus_per_node={cpus_per_node} must be at least 1")
         self.nodes = nodes
+        # Node health hooks: slurmd runs them (as this user) on every node of an allocation.
+        self.prolog = Path(prolog).resolve() if prolog else None
+        self.epilog = Path(epilog).resolve() if epilog else None
         self.cpus_per_node = cpus_per_node
         self.partition = partition
         self.keep = keep
@@ -327,11 +332,26 @@ class LocalSlurm:
                 user=pwd.getpwuid(os.getuid()).pw_name,
                 state=self.state_dir,
                 cred_expire=CRED_EXPIRE_S,
+                hook_lines=self._hook_lines(),
                 node_lines=node_lines,
                 partition=self.partition,
                 node_list=",".join(self.node_names),
             )
         )
+
+    def _hook_lines(self) -> str:
+        """Prolog/Epilog lines of slurm.conf ('' without hooks); the prolog runs at allocation."""
+        lines = []
+        for name, path in (("Prolog", self.prolog), ("Epilog", self.epilog)):
+            if path is None:
+                continue
+            if not os.access(path, os.X_OK):
+                raise SlurmError(f"{name.lower()} {path} is not an executable file; chmod +x it")
+            lines.append(f"{name}={path}")
+        if self.prolog is not None:
+            # Alloc: the prolog runs on every allocated node when the job starts, not at its first step.
+            lines.append("PrologFlags=Alloc")
+        return "".join(line + "\n" for line in lines)
 
     def _start_munged(self, munged: str) -> None:
         """munged on a private socket; ``--force`` because the socket's parents may be 0700."""

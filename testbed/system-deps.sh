@@ -1,11 +1,12 @@
 #!/bin/bash
 # Debian/Ubuntu packages the test bed needs: Slurm (slurmctld, slurmd, client) and munge for the
-# local cluster, Prometheus (+ promtool), gettext-base (envsubst, used by the Makefiles' k8s targets).
+# local cluster, Prometheus (+ promtool) and the node exporter, gettext-base (envsubst, used by the
+# Makefiles' k8s targets).
 # Idempotent: installs only what is missing. Without root it prints the command to run and exits 0,
 # so a developer laptop still gets the rest of `make test` (tests needing these skip with a reason).
 set -euo pipefail
 
-packages=(slurmctld slurmd slurm-client munge prometheus gettext-base)
+packages=(slurmctld slurmd slurm-client munge prometheus prometheus-node-exporter gettext-base systemd)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

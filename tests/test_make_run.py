@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -11,10 +12,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_make_run_trains_and_prints_next_steps(artifacts_root):
     run_dir = artifacts_root / "make-run"
-    command = ["make", "--no-print-directory", "run", f"RUN_DIR={run_dir}", "ARGS=--max-steps 20"]
+    # A free rendezvous port (command-line variables reach the sub-make): 29500 may be taken.
+    command = [
+        "make",
+        "--no-print-directory",
+        "run",
+        f"RUN_DIR={run_dir}",
+        f"RDZV_PORT={free_port()}",
+        "ARGS=--max-steps 20",
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "summary: step 20, final loss" in result.stdout and "MFU" in result.stdout

@@ -242,3 +242,40 @@ def test_cli_reports_a_dead_daemon_and_up_replaces_the_stale_cluster(tmp_path: P
         assert _cli("status", "--state-dir", state_dir).returncode == 0
     finally:
         assert _cli("down", "--state-dir", state_dir).returncode == 0
+
+
+def test_prolog_and_epilog_run_on_every_node_of_a_job(tmp_path: Path) -> None:
+    require_programs("local Slurm", *REQUIRED_PROGRAMS)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    hooks = {}
+    for name in ("prolog", "epilog"):
+        hook = tmp_path / f"{name}.sh"
+        # slurmd gives hooks an almost empty environment: the node name, the job id, its exit code.
+        line = f'echo "$SLURM_JOB_ID ${{SLURM_JOB_EXIT_CODE2:-}}" > {marks}/{name}-$SLURMD_NODENAME'
+        hook.write_text(f"#!/bin/bash\n{line}\n")
+        hook.chmod(0o755)
+        hooks[name] = hook
+    with LocalSlurm(nodes=2, state_dir=tmp_path / "slurm", **hooks) as cluster:
+        conf = cluster.conf_path.read_text()
+        assert f"Prolog={hooks['prolog']}\nEpilog={hooks['epilog']}\nPrologFlags=Alloc\n" in conf
+        job = cluster.submit(_script("exit 3", nodes=2))  # the batch script runs on n1 only
+        assert job.wait(60) == "FAILED"
+        assert _wait_for_file(marks / "epilog-n2").split() == [str(job.id), "3:0"]
+        assert sorted(path.name for path in marks.iterdir()) == [
+            "epilog-n1",
+            "epilog-n2",
+            "prolog-n1",
+            "prolog-n2",
+        ]
+        assert (marks / "prolog-n2").read_text().split() == [str(job.id)]
+
+
+def test_a_hook_that_cannot_run_is_refused(tmp_path: Path) -> None:
+    require_programs("local Slurm", *REQUIRED_PROGRAMS)
+    hook = tmp_path / "prolog.sh"
+    hook.write_text("#!/bin/bash\n")
+    cluster = LocalSlurm(nodes=1, state_dir=tmp_path / "slurm", prolog=hook)
+    with pytest.raises(SlurmError, match=f"prolog {hook} is not an executable file; chmod \\+x it"):
+        cluster.start()
+    assert not (tmp_path / "slurm").exists()  # nothing started, nothing left

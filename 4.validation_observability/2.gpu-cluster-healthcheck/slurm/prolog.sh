@@ -1,0 +1,23 @@
+#!/bin/bash
+# Slurm Prolog: the fast health checks on every node of a new allocation. A failed check drains the
+# node with a reason that names it ("healthcheck GPU003 isolate: Xid 79 ..."), and the non-zero exit
+# makes Slurm requeue the job onto other nodes.
+#
+#   slurm.conf:  Prolog=/opt/gpu-healthcheck/slurm/prolog.sh
+#                PrologFlags=Alloc        # run at allocation, on every node of the job
+#
+# Site settings live in healthcheck.env next to this script (see healthcheck.env.example).
+set -uo pipefail
+# slurmd runs prologs with an almost empty environment (no PATH).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/amazon/efa/bin
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ -f $here/healthcheck.env ]]; then
+    # shellcheck source=/dev/null  # site settings, see healthcheck.env.example
+    source "$here/healthcheck.env"
+fi
+results=()
+if [[ -n ${HEALTHCHECK_RESULTS:-} ]]; then
+    results=(--json-out "$HEALTHCHECK_RESULTS/${SLURMD_NODENAME:-$(hostname -s)}-prolog.json")
+fi
+exec "${HEALTHCHECK_PYTHON:-python3}" "$here/../healthcheck.py" run --checks "${PROLOG_CHECKS:-fast}" --drain \
+    "${results[@]}"

@@ -1,0 +1,20 @@
+"""The README's node walkthrough, run as written in a copy of the repository (this machine: all SKIP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from testbed.walkthrough import run_walkthrough
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_node_walkthrough(artifacts_root):
+    result = run_walkthrough(README, "node", artifacts_root / "wt-healthcheck", timeout=300)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "GPU006  NCCL all-reduce in one node" in result.output
+    assert "# Action : ok" in result.output and "# Cluster : OK" in result.output
+    results = list(
+        (result.workdir / "4.validation_observability/2.gpu-cluster-healthcheck/results").glob("*.json")
+    )
+    assert len(results) == 1

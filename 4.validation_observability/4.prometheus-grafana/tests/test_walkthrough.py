@@ -1,0 +1,35 @@
+"""The README's walkthroughs, run as written in a copy of the repository."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from promql_check import FOLDER
+
+from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
+from testbed.system import require_programs
+from testbed.walkthrough import run_walkthrough
+
+README = FOLDER / "README.md"
+
+
+def test_readme_local_walkthrough(artifacts_root):
+    require_programs("README walkthrough", "make", "promtool")
+    result = run_walkthrough(README, "local", artifacts_root / "wt-prom-local", timeout=300)
+    assert result.returncode == 0, result.output[-4000:]
+    assert result.output.count("SUCCESS") == 3
+    assert 'training_loss{run="cpu-ddp"} 0.6040804386138916' in result.output
+    assert 'training_step{run="cpu-ddp"} 60.0' in result.output
+
+
+@pytest.mark.slurm
+def test_readme_slurm_walkthrough_writes_targets_and_leaves_nothing_running(artifacts_root):
+    require_programs("local Slurm", *REQUIRED_PROGRAMS)
+    result = run_walkthrough(README, "slurm", artifacts_root / "wt-prom-slurm", timeout=300)
+    assert result.returncode == 0, result.output[-4000:]
+    targets = result.workdir / "4.validation_observability/4.prometheus-grafana/prometheus/targets/node.json"
+    assert [group["labels"]["instance"] for group in json.loads(targets.read_text())] == ["n1", "n2"]
+    assert "slurm-targets: 2 of 2 nodes (0 with GPUs)" in result.output
+    conf = result.workdir / ".testbed" / "slurm" / "slurm.conf"
+    assert not conf.exists() and cluster_processes(conf) == []
