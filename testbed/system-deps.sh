@@ -1,7 +1,7 @@
 #!/bin/bash
 # Debian/Ubuntu packages the test bed needs: Slurm (slurmctld, slurmd, client) and munge for the
 # local cluster, Prometheus (+ promtool) and the node exporter, gettext-base (envsubst, used by the
-# Makefiles' k8s targets).
+# Makefiles' k8s targets), systemd (systemd-analyze checks the exporter's unit file).
 # Idempotent: installs only what is missing. Without root it prints the command to run and exits 0,
 # so a developer laptop still gets the rest of `make test` (tests needing these skip with a reason).
 set -euo pipefail

@@ -4,7 +4,8 @@
     python src/generate.py           # write the files (make generate)
     python src/generate.py --check   # exit 1 naming every file that differs (a test runs this)
 
-Standard library only: the presets are read from training/presets.py without importing torch.
+The presets are read from training/presets.py without importing torch; EFA device counts and
+GPUDirect RDMA come from the repository's one file of instance facts, 1.architectures/instance-types.yaml.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import yaml
+
 FOLDER = Path(__file__).resolve().parents[1]
-# EFA devices and GPUDirect RDMA per instance type (FACTS: p4d 4, p5/p5e 32, p5en 16, p6-b200 8).
-INSTANCES = {
-    "p4d.24xlarge": (4, True),
-    "p4de.24xlarge": (4, True),
-    "p5.48xlarge": (32, True),
-    "p5e.48xlarge": (32, True),
-    "p5en.48xlarge": (16, True),
-    "p6-b200.48xlarge": (8, True),
-}
+INSTANCE_TYPES = FOLDER.parents[2] / "1.architectures" / "instance-types.yaml"
+
+
+def efa_facts(instance_type: str) -> tuple[int, bool]:
+    """(EFA devices, GPUDirect RDMA) of an instance type, from instance-types.yaml."""
+    facts = yaml.safe_load(INSTANCE_TYPES.read_text())["instance_types"]
+    if instance_type not in facts:
+        raise SystemExit(f"error: {instance_type} is not in {INSTANCE_TYPES}; add it there first")
+    efa = facts[instance_type]["efa"]
+    return int(efa["devices"]), bool(efa["device_rdma"])
 
 
 def load_presets() -> dict:
@@ -66,7 +70,7 @@ def _yaml_lines(items: list[tuple[str, str]], indent: int, env: bool) -> str:
 
 def manifest(name: str, preset) -> str:
     if preset.gpus_per_node:
-        efa, rdma = INSTANCES[preset.instance_type]
+        efa, rdma = efa_facts(preset.instance_type)
         env = [
             ("FI_PROVIDER", "efa"),
             ("FI_EFA_USE_HUGE_PAGE", "0"),
