@@ -71,3 +71,21 @@ def test_bf16_nccl_run_on_gpus_reports_mfu_against_the_data_sheet(run_dir):
     assert "dense bf16 data sheet" in start["peak_source"]
     summary = json.loads((run_dir / "result.json").read_text())
     assert 0 < summary["mfu_pct"] < 100
+
+
+def test_cpu_offload_without_a_gpu_is_a_clear_error(run_dir):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: offload is valid here")
+    result = subprocess.run(
+        [sys.executable, "src/train.py", "--run-dir", str(run_dir), *SHORT, "--cpu-offload"],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --cpu-offload moves sharded parameters from GPU to host memory and "
+        "needs a GPU; drop --cpu-offload on CPU"
+    )

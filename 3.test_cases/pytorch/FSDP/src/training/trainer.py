@@ -17,7 +17,7 @@ from torch import nn
 from torch.distributed.device_mesh import init_device_mesh
 
 from . import checkpoint
-from .config import TrainConfig, parse_fault
+from .config import ConfigError, TrainConfig, parse_fault
 from .data import PackedData, load_packed
 from .metrics import MetricsLogger, device_peak, memory_gib
 from .model import build_meta_model, flops_per_token, initialise, parameter_counts
@@ -307,6 +307,11 @@ class Trainer:
 
 def train(config: TrainConfig) -> dict:
     """Load the data (before any process group, so a data error stops every rank alike), then train."""
+    if config.cpu_offload and not torch.cuda.is_available():
+        raise ConfigError(
+            "--cpu-offload moves sharded parameters from GPU to host memory and needs a GPU; "
+            "drop --cpu-offload on CPU"
+        )
     data = load_packed(
         config.data_path, config.model.seq_len, config.seed, config.tokenizer, config.model.vocab_size
     )
