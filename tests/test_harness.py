@@ -1,0 +1,48 @@
+"""The harness itself: `--keep-artifacts=t` keeps what tests create and says where; markers are strict."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_keep_artifacts_keeps_the_session_folder_and_prints_it():
+    # A test that writes into its run folder (the `run_dir` fixture, under the session's artifacts).
+    target = ["3.test_cases/pytorch/cpu-ddp/tests/test_training.py", "-k", "bad_input and nope"]
+    kept = pytest_run("--keep-artifacts=t", *target)
+    assert kept.returncode == 0, kept.stdout[-2000:]
+    match = re.search(r"artifacts kept in (\S+)", kept.stdout)
+    assert match, kept.stdout[-2000:]
+    folder = Path(match.group(1))
+    try:
+        assert folder.is_dir()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    plain = pytest_run(*target)
+    assert plain.returncode == 0 and "artifacts kept" not in plain.stdout
+
+
+def test_unknown_markers_are_errors(tmp_path):
+    probe = ROOT / "tests" / f"test_probe_{tmp_path.name}.py"
+    probe.write_text("import pytest\n\n\n@pytest.mark.not_a_marker\ndef test_x():\n    pass\n")
+    try:
+        result = pytest_run(str(probe.relative_to(ROOT)))
+    finally:
+        probe.unlink()
+    assert result.returncode != 0 and "not_a_marker" in result.stdout + result.stderr
