@@ -14,7 +14,7 @@ RUN_DIR ?= $(CURDIR)/runs/fsdp-tiny
 NODES ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup system-deps run test lint security docs bench cluster-up cluster-down clean
+.PHONY: help setup system-deps run test lint security docs bench cluster-up cluster-down emulator-up emulator-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -60,6 +60,13 @@ cluster-up: setup system-deps ## start a local Slurm cluster (NODES=2) and print
 cluster-down: ## stop the local Slurm cluster started by cluster-up
 	$(VENV)/bin/python -m testbed.slurm down
 
+emulator-up: setup ## start the local AWS emulator (moto server) and print the environment to export
+	$(VENV)/bin/python -m testbed.aws up
+
+emulator-down: ## stop the local AWS emulator started by emulator-up
+	$(VENV)/bin/python -m testbed.aws down
+
 clean: ## remove the venv, nox envs, site, runs and benchmark results
 	-test -x $(VENV)/bin/python && $(VENV)/bin/python -m testbed.slurm down 2>/dev/null
+	-test -x $(VENV)/bin/python && $(VENV)/bin/python -m testbed.aws down 2>/dev/null
 	rm -rf $(VENV) .nox site runs bench-results .pytest_cache .ruff_cache .testbed

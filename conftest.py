@@ -5,6 +5,7 @@
   ``--keep-artifacts=t``, which keeps it and prints where it is.
 - ``local_slurm``: one real Slurm cluster (munge + slurmctld + 2 slurmd) shared by the session.
 - ``local_prometheus``: one real Prometheus shared by the session; tests add and remove scrape jobs.
+- ``aws_emulator``: one AWS emulator (moto server on loopback) shared by the session.
 - ``docker_build`` / ``docker_run``: container tests through the Docker SDK; skipped with a reason
   where no daemon runs (always the case on the development machine).
 """
@@ -22,6 +23,7 @@ import docker
 import pytest
 from docker.errors import DockerException
 
+from testbed.aws import AwsEmulator
 from testbed.prometheus import REQUIRED_PROGRAMS as PROMETHEUS_PROGRAMS
 from testbed.prometheus import LocalPrometheus
 from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm
@@ -144,3 +146,10 @@ def local_prometheus(artifacts_root: Path, keep_artifacts: bool) -> Iterator[Loc
     require_programs("Prometheus", *PROMETHEUS_PROGRAMS)
     with LocalPrometheus(state_dir=artifacts_root / "prometheus", keep=keep_artifacts) as prometheus:
         yield prometheus
+
+
+@pytest.fixture(scope="session")
+def aws_emulator(artifacts_root: Path, keep_artifacts: bool) -> Iterator[AwsEmulator]:
+    """One AWS emulator (moto server, emulator extensions registered) shared by the session."""
+    with AwsEmulator(state_dir=artifacts_root / "aws", keep=keep_artifacts) as emulator:
+        yield emulator

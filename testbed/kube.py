@@ -15,7 +15,8 @@ Validation (:func:`validate_manifest`) checks every YAML document offline:
   wrong types and bad enums are errors), plus a check for null values, which those schemas allow
   everywhere but which are what an unset variable leaves behind (``replicas:``);
 - custom kinds against the small schemas in ``testbed/schemas/`` (one per kind, each naming the
-  operator release it was written from), whose pod templates point at the core
+  release it was written from: Kubeflow PyTorchJob and MPIJob, eksctl ClusterConfig), found by
+  their ``x-kubernetes-group-version-kind`` annotation; pod templates point at the core
   ``PodTemplateSpec`` of the same Kubernetes version;
 - any other kind is an error saying no schema is known, never a silent pass;
 - a duplicate mapping key is an error (YAML loaders keep one of the two values silently).

@@ -103,7 +103,7 @@ SlurmdTimeout=30
 KillWait=2
 InactiveLimit=0
 {hook_lines}{node_lines}
-PartitionName={partition} Nodes={node_list} Default=YES MaxTime=INFINITE State=UP
+{partition_lines}
 """
 
 
@@ -197,7 +197,13 @@ class LocalSlurm:
         partition: str = "cpu",
         prolog: Path | None = None,
         epilog: Path | None = None,
+        partitions: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        # partitions: {name: [node names]} instead of one partition of n1..nN (e.g. the node and
+        # partition layout a cluster's own configuration declares, see partitions_from_conf).
+        self.partitions = _check_partitions(partitions) if partitions else None
+        if self.partitions:
+            nodes = len(_unique_nodes(self.partitions))
         if nodes < 1 or cpus_per_node < 1:
             raise ValueError(f"nodes={nodes} and cpus_per_node={cpus_per_node} must be at least 1")
         self.nodes = nodes
@@ -211,7 +217,9 @@ class LocalSlurm:
         self._owns_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="localslurm-")).resolve()
         self.conf_path = self.state_dir / "slurm.conf"
-        self.node_names = [f"n{i}" for i in range(1, nodes + 1)]
+        self.node_names = (
+            _unique_nodes(self.partitions) if self.partitions else [f"n{i}" for i in range(1, nodes + 1)]
+        )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
         self.env["SLURM_CONF"] = str(self.conf_path)
         self._pids: dict[str, int] = {}
@@ -229,7 +237,13 @@ class LocalSlurm:
                 f"no LocalSlurm cluster in {state_dir}; start one with "
                 f"`python -m testbed.slurm up --state-dir {state_dir}`"
             ) from None
-        cluster = cls(state["nodes"], state["cpus_per_node"], Path(state_dir), partition=state["partition"])
+        cluster = cls(
+            state["nodes"],
+            state["cpus_per_node"],
+            Path(state_dir),
+            partition=state["partition"],
+            partitions=state.get("partitions"),
+        )
         cluster._pids = {name: int(pid) for name, pid in state["pids"].items()}
         cluster._owns_state_dir = True
         return cluster
@@ -300,7 +314,8 @@ class LocalSlurm:
             raise SlurmError(
                 f"{self.state_dir} is not empty and holds no LocalSlurm cluster; pass a new or empty folder"
             )
-        if len(str(self.state_dir)) + _SOCKET_PATH_ROOM > _MAX_SOCKET_PATH:
+        longest = max(len(name) for name in self.node_names)
+        if len(str(self.state_dir)) + _SOCKET_PATH_ROOM + 2 * max(0, longest - 4) > _MAX_SOCKET_PATH:
             raise SlurmError(
                 f"state dir {self.state_dir} is too long for Slurm's Unix sockets; use a shorter path"
             )
@@ -334,9 +349,17 @@ class LocalSlurm:
                 cred_expire=CRED_EXPIRE_S,
                 hook_lines=self._hook_lines(),
                 node_lines=node_lines,
-                partition=self.partition,
-                node_list=",".join(self.node_names),
+                partition_lines=self._partition_lines(),
             )
+        )
+
+    def _partition_lines(self) -> str:
+        """One PartitionName line per partition; the first is the default."""
+        partitions = self.partitions or {self.partition: self.node_names}
+        return "\n".join(
+            f"PartitionName={name} Nodes={','.join(nodes)} Default={'YES' if i == 0 else 'NO'} "
+            "MaxTime=INFINITE State=UP"
+            for i, (name, nodes) in enumerate(partitions.items())
         )
 
     def _hook_lines(self) -> str:
@@ -390,6 +413,7 @@ class LocalSlurm:
         self._procs[name] = proc
         self._pids[name] = proc.pid
         state = {"nodes": self.nodes, "cpus_per_node": self.cpus_per_node, "partition": self.partition}
+        state |= {"partitions": self.partitions}
         state |= {"conf": str(self.conf_path), "pids": self._pids}
         (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
@@ -640,6 +664,45 @@ def _wait_dead(pids: list[int], timeout: float) -> bool:
 
 
 # -- small parsers -----------------------------------------------------------------------------
+
+
+def partitions_from_conf(text: str) -> dict[str, list[str]]:
+    """{partition: [nodes]} from the ``NodeName=``/``PartitionName=`` lines of a slurm.conf fragment.
+
+    Node lists must be plain comma lists (no ``[1-3]`` ranges) and every partition node must have a
+    NodeName line; anything else is a ValueError naming the line. Comments and other keys are ignored.
+    """
+    declared: list[str] = []
+    partitions: dict[str, list[str]] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        fields = dict(token.split("=", 1) for token in raw.split("#")[0].split() if "=" in token)
+        if "NodeName" in fields:
+            declared += fields["NodeName"].split(",")
+        elif "PartitionName" in fields:
+            nodes = fields.get("Nodes", "")
+            if not nodes or "[" in nodes:
+                raise ValueError(f"line {number}: PartitionName needs Nodes= as a plain comma list: {raw!r}")
+            partitions[fields["PartitionName"]] = nodes.split(",")
+    unknown = sorted({node for nodes in partitions.values() for node in nodes} - set(declared))
+    if unknown or not partitions:
+        raise ValueError(f"no partitions, or partition nodes without a NodeName line: {unknown}")
+    return partitions
+
+
+def _check_partitions(partitions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Copy of ``partitions`` with every name checked (Slurm names: letters, digits, '-', '_', '.')."""
+    checked = {}
+    for name, nodes in partitions.items():
+        names = [name, *nodes]
+        if not nodes or not all(n and all(c.isalnum() or c in "-_." for c in n) for n in names):
+            raise ValueError(f"partition {name!r}: nodes {list(nodes)} must be non-empty plain names")
+        checked[str(name)] = [str(node) for node in nodes]
+    return checked
+
+
+def _unique_nodes(partitions: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every node of the partitions once, in first-seen order."""
+    return list(dict.fromkeys(node for nodes in partitions.values() for node in nodes))
 
 
 def _parse_fields(line: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -274,7 +275,8 @@ def test_malformed_documents(text: str, expected: str) -> None:
 def test_custom_schemas_are_valid_and_name_their_source(path: Path) -> None:
     schema = json.loads(path.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert "Source: kubeflow/" in schema["$comment"] and "https://github.com/kubeflow/" in schema["$comment"]
+    source = re.search(r"Source: (kubeflow|eksctl-io)/", schema["$comment"])
+    assert source and f"https://github.com/{source[1]}/" in schema["$comment"]
     assert schema["x-kubernetes-group-version-kind"], "kube.py finds custom schemas by this annotation"
 
 

@@ -1,0 +1,299 @@
+"""A local AWS: moto in server mode on loopback, plus stack helpers for the tests.
+
+``AwsEmulator`` starts ``python -m testbed.aws serve`` (moto's server app with the emulator
+extensions of ``testbed.moto_extensions`` registered) on 127.0.0.1 and a free port, and gives the
+environment the AWS CLI and boto3 need: ``AWS_ENDPOINT_URL``, dummy credentials and a region. The
+reference READMEs' ``aws ...`` commands then run unchanged against it.
+
+Command line (state in ``.testbed/aws`` under the current folder unless ``--state-dir``)::
+
+    python -m testbed.aws up        # prints the `export ...` lines
+    python -m testbed.aws status
+    python -m testbed.aws down
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+DEFAULT_STATE_DIR = Path(".testbed/aws")
+STATE_FILE = "emulator.json"
+PORT_FILE = "port"
+DEFAULT_REGION = "us-east-1"
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+START_TIMEOUT_S = 60.0
+STACK_TIMEOUT_S = 300.0
+# Variables that would send the CLI to a real account or profile instead of the emulator.
+_FOREIGN = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE", "AWS_ROLE_ARN")
+FAILED_STATUSES = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE"}
+
+
+class EmulatorError(RuntimeError):
+    """The emulator did not start, or a stack operation on it failed."""
+
+
+class AwsEmulator:
+    """moto server on loopback, started as a subprocess with its own state folder and log."""
+
+    def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, region: str = DEFAULT_REGION, keep: bool = False):
+        self.state_dir = Path(state_dir).resolve()
+        self.region = region
+        self.keep = keep
+        self.port: int | None = None
+        self.pid: int | None = None
+        self._process: subprocess.Popen | None = None  # kept so that stop() can reap it
+
+    @classmethod
+    def attach(cls, state_dir: Path = DEFAULT_STATE_DIR) -> AwsEmulator:
+        """The emulator started earlier (``up``) whose state is in ``state_dir``."""
+        state_file = Path(state_dir) / STATE_FILE
+        if not state_file.is_file():
+            raise EmulatorError(
+                f"no emulator state in {state_file}; start one with `python -m testbed.aws up`"
+            )
+        state = json.loads(state_file.read_text())
+        emulator = cls(Path(state_dir), region=state["region"])
+        emulator.port, emulator.pid = state["port"], state["pid"]
+        return emulator
+
+    def __enter__(self) -> AwsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        """The URL every AWS SDK and the CLI are pointed at."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What to export so that ``aws`` and boto3 talk to this emulator."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, **DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) pointed at the emulator, profiles removed."""
+        merged = {k: v for k, v in (os.environ if base is None else base).items() if k not in _FOREIGN}
+        return {**merged, **self.env}
+
+    def start(self) -> AwsEmulator:
+        """Start the server and wait until it answers; raise with its log if it does not."""
+        if (self.state_dir / STATE_FILE).exists():
+            raise EmulatorError(
+                f"{self.state_dir / STATE_FILE} exists: an emulator runs there; stop it first"
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / PORT_FILE).unlink(missing_ok=True)
+        log = (self.state_dir / "moto.log").open("w")
+        repo_root = Path(__file__).resolve().parents[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "testbed.aws", "serve", "--port-file", str(self.state_dir / PORT_FILE)],
+            cwd=repo_root,
+            env={**os.environ, "PYTHONPATH": str(repo_root)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._process, self.pid = process, process.pid
+        self.port = self._wait_for_port(process)
+        state = {"pid": self.pid, "port": self.port, "region": self.region}
+        (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        return self
+
+    def _wait_for_port(self, process: subprocess.Popen) -> int:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        port_file = self.state_dir / PORT_FILE
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid = None
+                raise EmulatorError(f"emulator exited with {process.returncode}:\n{self.log_tail()}")
+            if port_file.is_file() and port_file.read_text().strip():
+                port = int(port_file.read_text())
+                if _answers(f"http://127.0.0.1:{port}/moto-api/reset-auth"):
+                    return port
+            time.sleep(0.2)
+        process.kill()
+        process.wait()
+        raise EmulatorError(f"emulator did not answer within {START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the server log."""
+        log = self.state_dir / "moto.log"
+        return "\n".join(log.read_text().splitlines()[-lines:]) if log.is_file() else "(no log)"
+
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop exactly the process this emulator started; remove the state folder unless kept."""
+        if self.pid is not None and self.running():
+            os.killpg(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self.running() and time.monotonic() < deadline:
+                _reap(self.pid)
+                time.sleep(0.1)
+            if self.running():
+                os.killpg(self.pid, signal.SIGKILL)
+            _reap(self.pid)
+        if self._process is not None:
+            self._process.wait(timeout=10)
+            self._process = None
+        (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+        if not self.keep:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on the emulator."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def deploy(self, template: Path, stack_name: str, parameters: Mapping[str, str] | None = None) -> dict:
+        """Create ``stack_name`` from ``template``; return its outputs, or raise with the stack events."""
+        return deploy_stack(self.client("cloudformation"), template, stack_name, parameters)
+
+    def delete(self, stack_name: str) -> None:
+        """Delete a stack and wait until it is gone."""
+        cloudformation = self.client("cloudformation")
+        cloudformation.delete_stack(StackName=stack_name)
+        cloudformation.get_waiter("stack_delete_complete").wait(
+            StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL we built
+            return True
+    except urllib.error.HTTPError:
+        return True  # an HTTP answer, even an error, means the server is up
+    except OSError:
+        return False
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def deploy_stack(cloudformation: Any, template: Path, stack_name: str, parameters=None) -> dict[str, str]:
+    """Create a stack, wait for it, return ``{OutputKey: OutputValue}``; failures carry the events."""
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=Path(template).read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in (parameters or {}).items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    stack = wait_for_stack(cloudformation, stack_name)
+    return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+
+
+def wait_for_stack(cloudformation: Any, stack_name: str, timeout: float = STACK_TIMEOUT_S) -> dict:
+    """Wait until the stack settles; raise ``EmulatorError`` with its events when it failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status in FAILED_STATUSES:
+            raise EmulatorError(
+                f"stack {stack_name} is {status}:\n{stack_events(cloudformation, stack_name)}"
+            )
+        if not status.endswith("_IN_PROGRESS"):
+            return stack
+        time.sleep(0.5)
+    raise EmulatorError(f"stack {stack_name} did not settle in {timeout:.0f}s")
+
+
+def stack_events(cloudformation: Any, stack_name: str) -> str:
+    """One line per stack event, oldest first: resource, type, status, reason."""
+    events = cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]
+    return "\n".join(
+        f"  {e['LogicalResourceId']} ({e['ResourceType']}) {e['ResourceStatus']} "
+        f"{e.get('ResourceStatusReason', '')}".rstrip()
+        for e in reversed(events)
+    )
+
+
+def exports_line(env: Mapping[str, str]) -> str:
+    """The shell line that points the AWS CLI and SDKs at the emulator."""
+    return "export " + " ".join(f"{key}={value}" for key, value in env.items())
+
+
+def serve(port_file: Path) -> None:
+    """Run moto's server app with the extensions on 127.0.0.1 and a free port (written to ``port_file``)."""
+    # Imported here, in the server process only: moto is slow to import and patched by the extensions.
+    from moto.moto_server.threaded_moto_server import MotoRequestHandler  # noqa: PLC0415
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: PLC0415
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    from testbed import moto_extensions  # noqa: PLC0415
+
+    added = moto_extensions.apply()
+    print(f"emulator extensions: {', '.join(added)}", flush=True)
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    port_file.write_text(f"{server.server_address[1]}\n")
+    print(f"moto server on 127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``up`` | ``status`` | ``down`` (and ``serve``, the server process itself)."""
+    parser = argparse.ArgumentParser(prog="python -m testbed.aws", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "status", "down", "serve"])
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument("--region", default=DEFAULT_REGION)
+    parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            serve(args.port_file)
+        elif args.command == "up":
+            emulator = AwsEmulator(args.state_dir, region=args.region, keep=True).start()
+            print(f"AWS emulator up: {emulator.endpoint} (moto, pid {emulator.pid})")
+            print(exports_line(emulator.env))
+        elif args.command == "status":
+            emulator = AwsEmulator.attach(args.state_dir)
+            state = "running" if emulator.running() else "not running (stale state; run down)"
+            print(f"AWS emulator {state}: {emulator.endpoint}")
+            print(exports_line(emulator.env))
+        else:
+            AwsEmulator.attach(args.state_dir).stop()
+            print(f"AWS emulator stopped and {args.state_dir} removed")
+    except EmulatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""testbed.aws: the emulator's lifecycle and CLI, stack helpers, and each emulator extension on its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from testbed.aws import AwsEmulator, EmulatorError, wait_for_stack
+from testbed.moto_extensions import cidr
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def template(tmp_path: Path, body: str) -> Path:
+    """A small template file written for one test."""
+    path = tmp_path / "template.yaml"
+    path.write_text('AWSTemplateFormatVersion: "2010-09-09"\n' + body)
+    return path
+
+
+def test_cidr_matches_the_cloudformation_documentation():
+    # The example of the Fn::Cidr reference page: !Cidr ["192.168.0.0/24", 6, 5]
+    assert cidr("192.168.0.0/24", 6, 5) == [f"192.168.0.{i * 32}/27" for i in range(6)]
+    assert cidr("10.0.0.0/16", "2", "13") == ["10.0.0.0/19", "10.0.32.0/19"]
+    with pytest.raises(ValueError, match=r"17 host bits do not fit in 10\.0\.0\.0/16"):
+        cidr("10.0.0.0/16", 1, 17)
+
+
+def test_cli_up_status_down_prints_the_environment(tmp_path):
+    state = tmp_path / "aws"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "testbed.aws", *args, "--state-dir", str(state)]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+    up = cli("up")
+    assert up.returncode == 0, up.stderr
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in up.stdout
+    assert "AWS_ACCESS_KEY_ID=testing" in up.stdout and "AWS_DEFAULT_REGION=us-east-1" in up.stdout
+    twice = cli("up")
+    assert twice.returncode == 1 and "an emulator runs there; stop it first" in twice.stderr
+    assert "AWS emulator running" in cli("status").stdout
+    exports = up.stdout.splitlines()[-1].removeprefix("export ").split()
+    aws_env = {**env, **dict(item.split("=", 1) for item in exports)}
+    caller = subprocess.run(
+        [str(Path(sys.executable).parent / "aws"), "sts", "get-caller-identity"],
+        capture_output=True,
+        text=True,
+        env=aws_env,
+        timeout=120,
+        check=False,
+    )
+    assert caller.returncode == 0 and '"Account": "123456789012"' in caller.stdout, caller.stderr
+    assert cli("down").returncode == 0 and not state.exists()
+    gone = cli("status")
+    assert gone.returncode == 1 and "no emulator state" in gone.stderr and "testbed.aws up" in gone.stderr
+
+
+@pytest.mark.aws_emulator
+def test_rejected_stack_names_the_missing_export(aws_emulator, tmp_path):
+    body = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n"
+    body += "      CidrBlock: !ImportValue no-such-export\n"
+    with pytest.raises((EmulatorError, ClientError), match=r"no-such-export"):
+        aws_emulator.deploy(template(tmp_path, body), "broken-stack")
+
+
+@pytest.mark.aws_emulator
+def test_short_form_condition_and_novalue_in_lists(aws_emulator, tmp_path):
+    body = """Parameters:
+  Count: {Type: String, AllowedValues: ["1", "2"]}
+Conditions:
+  Two: !Equals [!Ref Count, "2"]
+  AlsoTwo: !And [!Condition Two, !Equals ["a", "a"]]
+Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.9.0.0/16}}
+  Second: {Type: AWS::EC2::Subnet, Condition: AlsoTwo, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.9.1.0/24}}
+  First:
+    Type: AWS::EC2::Subnet
+    Properties: {VpcId: !Ref Vpc, CidrBlock: !Select [0, !Cidr [10.9.0.0/16, 1, 8]]}
+Outputs:
+  Ids:
+    Value: !Join [",", [!Ref First, !If [AlsoTwo, !Ref Second, !Ref AWS::NoValue]]]
+  OnlyWithTwo:
+    Condition: AlsoTwo
+    Value: !Ref Second
+    Export: {Name: !Sub "${AWS::StackName}-OnlyWithTwo"}
+"""
+    path = template(tmp_path, body)
+    two = aws_emulator.deploy(path, "ext-two", {"Count": "2"})
+    assert len(two["Ids"].split(",")) == 2 and two["OnlyWithTwo"].startswith("subnet-")
+    one = aws_emulator.deploy(path, "ext-one", {"Count": "1"})
+    assert one["Ids"].startswith("subnet-") and "," not in one["Ids"] and "None" not in one["Ids"]
+    exports = [e["Name"] for e in aws_emulator.client("cloudformation").list_exports()["Exports"]]
+    assert "ext-two-OnlyWithTwo" in exports and "ext-one-OnlyWithTwo" not in exports
+    subnet = aws_emulator.client("ec2").describe_subnets(SubnetIds=[one["Ids"]])["Subnets"][0]
+    assert subnet["CidrBlock"] == "10.9.0.0/24"  # Fn::Cidr resolved
+    for stack in ("ext-two", "ext-one"):
+        aws_emulator.delete(stack)
+
+
+@pytest.mark.aws_emulator
+def test_security_group_egress_and_vpc_deletion(aws_emulator, tmp_path):
+    body = """Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.8.0.0/16}}
+  Table: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}
+  Subnet: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.8.0.0/24}}
+  Association:
+    Type: AWS::EC2::SubnetRouteTableAssociation
+    Properties: {SubnetId: !Ref Subnet, RouteTableId: !Ref Table}
+  Group: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: g, VpcId: !Ref Vpc}}
+  SelfEgress:
+    Type: AWS::EC2::SecurityGroupEgress
+    Properties: {GroupId: !Ref Group, IpProtocol: "-1", DestinationSecurityGroupId: !Ref Group}
+Outputs:
+  Group: {Value: !Ref Group}
+  Vpc: {Value: !Ref Vpc}
+"""
+    outputs = aws_emulator.deploy(template(tmp_path, body), "ext-egress")
+    ec2 = aws_emulator.client("ec2")
+    group = ec2.describe_security_groups(GroupIds=[outputs["Group"]])["SecurityGroups"][0]
+    pairs = [pair["GroupId"] for rule in group["IpPermissionsEgress"] for pair in rule["UserIdGroupPairs"]]
+    assert pairs == [outputs["Group"]]
+    aws_emulator.delete("ext-egress")  # associations and route tables are deleted, so the VPC is too
+    assert ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [outputs["Vpc"]]}])["Vpcs"] == []
+
+
+def test_attach_without_state_names_the_fix(tmp_path):
+    with pytest.raises(
+        EmulatorError, match=r"no emulator state in .*; start one with `python -m testbed.aws up`"
+    ):
+        AwsEmulator.attach(tmp_path)
+
+
+class FailedStackClient:
+    """A CloudFormation client whose stack rolled back (the emulator rarely fails a stack)."""
+
+    def describe_stacks(self, StackName):
+        return {"Stacks": [{"StackName": StackName, "StackStatus": "ROLLBACK_COMPLETE"}]}
+
+    def describe_stack_events(self, StackName):
+        return {
+            "StackEvents": [
+                {
+                    "LogicalResourceId": StackName,
+                    "ResourceType": "AWS::CloudFormation::Stack",
+                    "ResourceStatus": "ROLLBACK_COMPLETE",
+                },
+                {
+                    "LogicalResourceId": "Fsx",
+                    "ResourceType": "AWS::FSx::FileSystem",
+                    "ResourceStatus": "CREATE_FAILED",
+                    "ResourceStatusReason": "quota",
+                },
+            ]
+        }
+
+
+def test_failed_stack_raises_with_its_events_oldest_first():
+    with pytest.raises(EmulatorError) as failure:
+        wait_for_stack(FailedStackClient(), "ml-fsx")
+    lines = str(failure.value).splitlines()
+    assert lines[0] == "stack ml-fsx is ROLLBACK_COMPLETE:"
+    assert lines[1] == "  Fsx (AWS::FSx::FileSystem) CREATE_FAILED quota"
