@@ -40,7 +40,7 @@ run: setup ## train the FSDP tiny Llama here with torchrun (2 CPU ranks), then s
 	@echo "EKS:        cd $(MAIN_CASE) && make k8s PRESET=llama3_1_8b IMAGE=<registry>/fsdp:<tag> && kubectl apply -f build/llama3_1_8b.yaml"
 
 test: setup system-deps ## everything: lint, security scan, unit + integration tests (local Slurm), docs
-	$(NOX) -s lint security tests docs
+	$(NOX) -s lint security pcluster tests docs
 
 lint: setup ## ruff, shellcheck, hadolint, yamllint, cfn-lint
 	$(NOX) -s lint

@@ -2,6 +2,7 @@
 
 - ``lint``: ruff, shellcheck, hadolint, yamllint, cfn-lint (whatever files exist), in a fast uv venv.
 - ``security``: checkov, offline (``--skip-download``), in its own venv: it pins an old boto3.
+- ``pcluster``: ParallelCluster configs against aws-parallelcluster's own schema, offline, in its own venv.
 - ``tests``: pytest in the project venv made by ``make setup`` (torch comes from pip's local wheel,
   which uv does not see, so this session does not build a venv of its own).
 - ``docs``: ``mkdocs build --strict`` (never with ``-q``: it hides the warnings strict turns into errors).
@@ -17,7 +18,7 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "security", "tests", "docs"]
+nox.options.sessions = ["lint", "security", "pcluster", "tests", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).resolve().parent
@@ -72,6 +73,15 @@ def security(session: nox.Session) -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, "security"))
     targets = [arg for path in cloudformation_templates() + dockerfiles() for arg in ("-f", path)]
     session.run("checkov", "--skip-download", "--quiet", "--compact", *targets)
+
+
+@nox.session
+def pcluster(session: nox.Session) -> None:
+    """ParallelCluster cluster configs against the package's own schema (offline). Args: config files;
+    none: every template x capacity option rendered from sample outputs, plus a must-fail config."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "pcluster"))
+    script = "1.architectures/2.aws-parallelcluster/validate_config.py"
+    session.run("python", script, *(session.posargs or ["--examples"]))
 
 
 @nox.session(venv_backend="none")

@@ -3,7 +3,8 @@
 What CloudFormation decides before it creates anything, computed here without an account:
 parameter values (defaults plus overrides) checked against ``AllowedValues``, ``AllowedPattern``,
 ``MinValue``/``MaxValue`` and ``MinLength``/``MaxLength``, then every ``Condition`` evaluated
-(``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Condition``, ``Ref``, ``Fn::Select``), and
+(``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Condition``, ``Ref``, ``Fn::Select``,
+``Fn::FindInMap``), and
 the resources and outputs that exist under them. Tests use it to check, for example, that 3 AZs
 give 3 private subnets and that turning public subnets off removes the NAT gateway.
 """
@@ -119,6 +120,9 @@ def _value(node: Any, params: dict[str, Any], conditions: dict[str, Any], templa
         return params[args]
     if function == "Condition":
         return _condition(args, params, conditions, template)
+    if function == "Fn::FindInMap":
+        mapping, top, second = (_value(arg, params, conditions, template) for arg in args)
+        return template["Mappings"][mapping][top][second]
     if function == "Fn::Select":
         return _value(args[1], params, conditions, template)[int(args[0])]
     evaluated = [_value(arg, params, conditions, template) for arg in args]

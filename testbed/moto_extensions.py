@@ -10,6 +10,9 @@ condition turns the resource off in the test and the README says so.
 | ``Fn::Cidr`` | the intrinsic function (left unresolved) | none: ``ipaddress`` |
 | short-form ``!Condition`` | read as ``Fn::Condition``, so always false | none: YAML tag |
 | ``AWS::NoValue`` in lists | kept as ``None`` (breaks ``Fn::Join`` and lists of ids) | none |
+| short-form tag on a mapping | ``!ImportValue {"Fn::Sub": ...}`` kept as raw YAML nodes | none: YAML tag |
+| Batch compute environment | needs ``ServiceRole`` (AWS: linked role) | ``create_service_linked_role`` |
+| Batch job definition | ``Type`` read as ``container``; PascalCase keys | ``register_job_definition`` |
 | ``AWS::EC2::SecurityGroupEgress`` | the resource model | ``authorize_security_group_egress`` |
 | ``AWS::S3::BucketPolicy`` | the resource model | ``put_bucket_policy`` |
 | ``AWS::S3::Bucket`` properties | versioning, public access block, ownership, lifecycle | ``put_bucket_*`` |
@@ -25,6 +28,7 @@ import json
 from typing import Any
 
 import moto
+from moto.batch.models import ComputeEnvironment, JobDefinition, batch_backends
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
@@ -34,8 +38,10 @@ from moto.ec2.models.flow_logs import FlowLogs
 from moto.ec2.models.route_tables import RouteTable
 from moto.ec2.models.subnets import SubnetRouteTableAssociation
 from moto.ec2.models.vpcs import VPCEndPoint
+from moto.iam.models import iam_backends
 from moto.s3.models import FakeBucket, s3_backends
 from moto.utilities.utils import get_partition
+from yaml import MappingNode
 
 MOTO_VERSION = "5.2.5"
 
@@ -73,6 +79,9 @@ def _yaml_tags_with_condition(original):
     def yaml_tag_constructor(loader: Any, tag: str, node: Any) -> Any:
         if tag == "!Condition":
             return {"Condition": node.value}
+        if isinstance(node, MappingNode):  # e.g. !ImportValue {"Fn::Sub": ...}; moto keeps raw nodes
+            name = "Ref" if tag == "!Ref" else f"Fn::{tag[1:]}"
+            return {name: loader.construct_mapping(node, deep=True)}
         return original(loader, tag, node)
 
     yaml_tag_constructor.wrapped = original
@@ -245,6 +254,53 @@ def _register_deletes() -> None:
             model.delete = delete
 
 
+def _camel(value: Any) -> Any:
+    """CloudFormation's PascalCase property keys as the Batch API's camelCase, at every depth."""
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _camel(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_camel(item) for item in value]
+    return value
+
+
+def _compute_environment_with_service_linked_role(original):
+    """No ``ServiceRole``: AWS Batch uses (and creates) its service-linked role; moto requires an ARN."""
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json["Properties"]
+        if not properties.get("ServiceRole"):
+            iam = iam_backends[account_id][get_partition(region_name)]
+            linked = "aws-service-role/batch.amazonaws.com/"
+            role = next((r for r in iam.roles.values() if linked in r.arn), None)
+            if role is None:
+                role = iam.create_service_linked_role("batch.amazonaws.com", None, "")
+            properties = {**properties, "ServiceRole": role.arn}
+        json = {**cloudformation_json, "Properties": properties}
+        return original.__func__(cls, resource_name, json, account_id, region_name, **kwargs)
+
+    create.wrapped = original
+    return classmethod(create)
+
+
+def _create_job_definition(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    """``AWS::Batch::JobDefinition`` with its ``Type`` (``multinode`` too) and camelCase nested properties."""
+    properties = cloudformation_json["Properties"]
+    backend = batch_backends[account_id][region_name]
+    return backend.register_job_definition(
+        def_name=properties.get("JobDefinitionName", resource_name),
+        parameters=properties.get("Parameters", {}),
+        _type=properties["Type"],
+        tags=properties.get("Tags", {}),
+        retry_strategy=_camel(properties.get("RetryStrategy", {})),
+        container_properties=_camel(properties.get("ContainerProperties")),
+        node_properties=_camel(properties.get("NodeProperties")),
+        eks_properties=_camel(properties.get("EksProperties")),
+        timeout=_camel(properties.get("Timeout", {})),
+        platform_capabilities=properties.get("PlatformCapabilities", ["EC2"]),
+        propagate_tags=properties.get("PropagateTags", False),
+    )
+
+
 def apply() -> list[str]:
     """Register every extension in this process; return what was added (idempotent)."""
 
@@ -261,6 +317,11 @@ def apply() -> list[str]:
         FakeBucket.create_from_cloudformation_json = _bucket_with_properties(
             FakeBucket.__dict__["create_from_cloudformation_json"]
         )
+    if not hasattr(ComputeEnvironment.create_from_cloudformation_json, "wrapped"):
+        ComputeEnvironment.create_from_cloudformation_json = _compute_environment_with_service_linked_role(
+            ComputeEnvironment.__dict__["create_from_cloudformation_json"]
+        )
+    JobDefinition.create_from_cloudformation_json = classmethod(_create_job_definition)
     parsing.get_model_list.cache_clear()
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()
@@ -271,6 +332,9 @@ def apply() -> list[str]:
     return [
         "Fn::Cidr",
         "!Condition",
+        "short-form tags on mappings",
+        "Batch service-linked role",
+        "AWS::Batch::JobDefinition",
         "AWS::NoValue in lists",
         *models,
         "AWS::S3::Bucket properties",

@@ -167,3 +167,68 @@ def test_failed_stack_raises_with_its_events_oldest_first():
     lines = str(failure.value).splitlines()
     assert lines[0] == "stack ml-fsx is ROLLBACK_COMPLETE:"
     assert lines[1] == "  Fsx (AWS::FSx::FileSystem) CREATE_FAILED quota"
+
+
+@pytest.mark.aws_emulator
+def test_batch_service_linked_role_multinode_job_definition_and_mapping_tags(aws_emulator, tmp_path):
+    body = """Parameters:
+  Prefix: {Type: String, Default: ext-batch}
+Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.8.0.0/16}}
+  Subnet: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.8.0.0/24}}
+  Group:
+    Type: AWS::EC2::SecurityGroup
+    Properties: {GroupDescription: g, VpcId: !Ref Vpc}
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com},
+                                              Action: sts:AssumeRole}]}
+  Profile: {Type: AWS::IAM::InstanceProfile, Properties: {Roles: [!Ref Role]}}
+  Environment:
+    Type: AWS::Batch::ComputeEnvironment
+    Properties:
+      Type: MANAGED
+      ComputeResources:
+        Type: EC2
+        MinvCpus: 0
+        MaxvCpus: 8
+        InstanceTypes: [c5.large]
+        InstanceRole: !GetAtt Profile.Arn
+        Subnets: [!Ref Subnet]
+        SecurityGroupIds: [!Ref Group]
+  Definition:
+    Type: AWS::Batch::JobDefinition
+    Properties:
+      Type: multinode
+      NodeProperties:
+        NumNodes: 2
+        MainNode: 0
+        NodeRangeProperties:
+          - TargetNodes: "0:"
+            Container:
+              Image: !Join [":", [example/image, "1.0"]]
+              ResourceRequirements: [{Type: VCPU, Value: "1"}, {Type: MEMORY, Value: "512"}]
+Outputs:
+  Environment: {Value: !Ref Environment}
+  Definition: {Value: !Ref Definition}
+  Imported: {Value: !ImportValue {"Fn::Sub": "${Prefix}-export"}}
+"""
+    exporter = tmp_path / "exporter.yaml"
+    exporter.write_text(
+        'AWSTemplateFormatVersion: "2010-09-09"\nResources:\n'
+        "  Log: {Type: AWS::Logs::LogGroup}\n"
+        "Outputs:\n  Out: {Value: exported, Export: {Name: ext-batch-export}}\n"
+    )
+    aws_emulator.deploy(exporter, "ext-exporter")
+    outputs = aws_emulator.deploy(template(tmp_path, body), "ext-batch")
+    batch = aws_emulator.client("batch")
+    (environment,) = batch.describe_compute_environments(computeEnvironments=[outputs["Environment"]])[
+        "computeEnvironments"
+    ]
+    assert "aws-service-role/batch.amazonaws.com/" in environment["serviceRole"]  # no ServiceRole given
+    (definition,) = batch.describe_job_definitions(jobDefinitions=[outputs["Definition"]])["jobDefinitions"]
+    assert definition["type"] == "multinode"
+    assert outputs["Imported"] == "exported"  # a short-form tag on a mapping node
+    aws_emulator.delete("ext-batch")
+    aws_emulator.delete("ext-exporter")

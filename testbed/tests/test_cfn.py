@@ -73,3 +73,13 @@ def test_conditions_and_resources(template, overrides, expected, resources):
 def test_bad_values_name_the_parameter(template, overrides, message):
     with pytest.raises(TemplateParameterError, match=message):
         render(template, overrides)
+
+
+def test_find_in_map_in_conditions():
+    mapped = {
+        "Parameters": {"Kind": {"Type": "String", "Default": "big"}},
+        "Mappings": {"Sizes": {"big": {"Count": "8"}, "small": {"Count": "1"}}},
+        "Conditions": {"Many": {"Fn::Equals": [{"Fn::FindInMap": ["Sizes", {"Ref": "Kind"}, "Count"]}, "8"]}},
+    }
+    assert render(mapped).conditions == {"Many": True}
+    assert render(mapped, {"Kind": "small"}).conditions == {"Many": False}

@@ -126,7 +126,12 @@ def record_rank(run_dir: Path, rank: int, world_size: int) -> None:
 
 def restore(config: TrainConfig, model, optimizer, scheduler, log: MetricsLogger) -> int:
     """Load the checkpoint chosen by ``config.resume``; return the step to continue from."""
-    folder = checkpoint.choose(config.resume, config.checkpoint_path)
+    try:
+        folder = checkpoint.choose(config.resume, config.checkpoint_path)
+    except checkpoint.CheckpointError:
+        # Every rank raises this together: leave the group cleanly (a live gloo group at exit can abort).
+        shutdown_distributed()
+        raise
     if folder is None:
         return 0
     state = checkpoint.load(folder)

@@ -154,7 +154,12 @@ class Trainer:
         return self.config.model.micro_batch_size * self.world_size * self.config.grad_accum
 
     def restore(self) -> None:
-        folder = checkpoint.choose(self.config.resume, self.config.checkpoint_path)
+        try:
+            folder = checkpoint.choose(self.config.resume, self.config.checkpoint_path)
+        except checkpoint.CheckpointError:
+            # Every rank raises this together: leave the group cleanly (a live gloo group at exit can abort).
+            shutdown_distributed()
+            raise
         if folder is None:
             return
         state = checkpoint.load(folder, self.model, self.optimizer)
