@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.walkthrough import repository_files
+
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = yaml.safe_load((ROOT / "2.ami_and_containers" / "versions.yaml").read_text())
-DOCKERFILES = sorted(p for p in ROOT.rglob("*Dockerfile") if ".venv" not in p.parts and ".nox" not in p.parts)
+# The files git knows, so build outputs (site/, .venv, .nox) never add copies.
+DOCKERFILES = sorted(ROOT / p for p in repository_files("*Dockerfile", "**/*Dockerfile"))
 REQUIREMENTS = sorted(ROOT.glob("3.test_cases/**/requirements*.txt"))
 ARG = re.compile(r"^\s*ARG\s+([A-Z0-9_]+)=(\S+)", re.MULTILINE)
 FROM = re.compile(r"^\s*FROM\s+(\S+)", re.MULTILINE)
