@@ -22,7 +22,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from testbed.ports import free_port
 from testbed.system import HOW_TO_INSTALL, find_programs, missing_message
 
 REQUIRED_PROGRAMS: tuple[str, ...] = ("prometheus", "promtool")
@@ -333,13 +333,6 @@ class LocalNodeExporter:
         if self._proc is not None:
             _terminate(self._proc)
             self._proc = None
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _require(programs: Sequence[str], component: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from testbed.kube import render_manifest, validate_manifest
+from testbed.ports import free_port
 from testbed.system import require_programs
 
 FOLDER = Path(__file__).resolve().parents[1]
@@ -121,12 +121,6 @@ def test_efa_env_sets_only_what_the_instance_needs(tmp_path, instance, devices, 
     )
     got = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert got == expected
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slurm

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +19,12 @@ from training.data import load_packed
 from training.model import build_meta_model, initialise
 from training.trainer import build_optimizer, causal_lm_loss
 
+from testbed.ports import free_port
+
 FOLDER = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GOLDEN = FOLDER / "tests" / "golden" / "tiny_losses.json"
 TINY = ["--preset", "tiny", "--max-steps", "60", "--checkpoint-every", "20", "--val-every", "20"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:

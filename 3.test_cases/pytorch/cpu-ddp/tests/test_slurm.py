@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from testbed.ports import free_port
 from testbed.system import require_programs
 
 TEST_CASE_DIR = Path(__file__).resolve().parents[1]
 SBATCH = "slurm/cpu-ddp.sbatch"
 VENV = Path(sys.executable).parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def submit(cluster, run_dir: Path, *args: str, **env: str):

@@ -16,7 +16,7 @@ that counter, so a resumed run, even on a different number of ranks, sees the sa
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -90,6 +90,7 @@ class PackedData:
     train: torch.Tensor  # [n_train, seq_len + 1]
     val: torch.Tensor  # [n_val, seq_len + 1]
     seed: int
+    _epoch_order: tuple[int, torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     def sample_indices(self, first_sample: int, count: int) -> list[int]:
         """Window indices for global samples ``first_sample .. first_sample + count - 1``."""
@@ -101,11 +102,11 @@ class PackedData:
         return indices
 
     def _order(self, epoch: int) -> torch.Tensor:
-        cache = getattr(self, "_cache", None)
-        if cache is None or cache[0] != epoch:
+        """The epoch's seeded permutation of the training windows (the current epoch's is kept)."""
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._cache = (epoch, torch.randperm(len(self.train), generator=generator))
-        return self._cache[1]
+            self._epoch_order = (epoch, torch.randperm(len(self.train), generator=generator))
+        return self._epoch_order[1]
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         windows = self.train[torch.tensor(indices)]
