@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,11 @@ class AwsEmulator:
     def env(self) -> dict[str, str]:
         """What to export so that ``aws`` and boto3 talk to this emulator."""
         return {"AWS_ENDPOINT_URL": self.endpoint, **DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
+
+    def export(self, setenv: Callable[[str, str], object]) -> None:
+        """Call ``setenv`` (e.g. ``monkeypatch.setenv``) for each variable of ``env``."""
+        for key, value in self.env.items():
+            setenv(key, value)
 
     def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) pointed at the emulator, profiles removed."""

@@ -1,7 +1,8 @@
 """Emulator extensions: CloudFormation glue that moto 5.2.5 lacks where its service backend exists.
 
-Each extension is small, registered by ``apply()`` inside the emulator process only, and tested on
-its own in ``testbed/tests/test_moto_extensions.py``. Templates are never changed to suit moto; where
+Each extension is small, registered by ``apply()`` inside the emulator process only, and exercised
+by the emulator tests in ``testbed/tests/test_aws.py`` and the templates' deploys. Templates are
+never changed to suit moto; where
 even the backend is missing (FSx file systems, placement groups, capacity blocks), the template's own
 condition turns the resource off in the test and the README says so.
 
@@ -88,24 +89,30 @@ def _yaml_tags_with_condition(original):
     return yaml_tag_constructor
 
 
-class SecurityGroupEgress(CloudFormationModel):
-    """``AWS::EC2::SecurityGroupEgress`` through the EC2 backend (moto has only the ingress twin)."""
+class _ExtensionModel:
+    """What both extension models share. A mixin, not a base: moto finds models among the *direct*
+    subclasses of ``CloudFormationModel`` only, so each model still lists it as a base itself."""
 
-    def __init__(self, group_id: str, rule_id: str) -> None:
-        self.group_id = group_id
-        self.rule_id = rule_id
+    CFN_TYPE = ""
+    physical_resource_id: str
 
     @staticmethod
     def cloudformation_name_type() -> str:
         return ""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::EC2::SecurityGroupEgress"
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.CFN_TYPE
 
-    @property
-    def physical_resource_id(self) -> str:
-        return self.rule_id
+
+class SecurityGroupEgress(_ExtensionModel, CloudFormationModel):
+    """``AWS::EC2::SecurityGroupEgress`` through the EC2 backend (moto has only the ingress twin)."""
+
+    CFN_TYPE = "AWS::EC2::SecurityGroupEgress"
+
+    def __init__(self, group_id: str, rule_id: str) -> None:
+        self.group_id = group_id
+        self.physical_resource_id = rule_id
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -130,23 +137,13 @@ class SecurityGroupEgress(CloudFormationModel):
         return cls(props["GroupId"], rules[0].id if rules else resource_name)
 
 
-class BucketPolicy(CloudFormationModel):
+class BucketPolicy(_ExtensionModel, CloudFormationModel):
     """``AWS::S3::BucketPolicy`` through the S3 backend."""
 
+    CFN_TYPE = "AWS::S3::BucketPolicy"
+
     def __init__(self, bucket: str) -> None:
-        self.bucket = bucket
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.bucket
+        self.bucket = self.physical_resource_id = bucket
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]

@@ -21,8 +21,7 @@ TEMPLATE = FOLDER / "s3-bucket.yaml"
 
 @pytest.mark.aws_emulator
 def test_readme_walkthrough_creates_uploads_and_removes(aws_emulator, artifacts_root, monkeypatch):
-    for key, value in aws_emulator.env.items():
-        monkeypatch.setenv(key, value)
+    aws_emulator.export(monkeypatch.setenv)
     result = run_walkthrough(FOLDER / "README.md", "emulator", artifacts_root / "wt-s3", timeout=300)
     assert result.returncode == 0, result.output[-4000:]
     bucket = next(line.split()[1] for line in result.output.splitlines() if line.startswith("bucket: "))

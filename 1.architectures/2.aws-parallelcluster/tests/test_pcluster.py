@@ -61,8 +61,7 @@ def stacks(aws_emulator):
 
 @pytest.mark.aws_emulator
 def test_readme_walkthrough_renders_validates_and_cleans_up(aws_emulator, artifacts_root, monkeypatch):
-    for key, value in aws_emulator.env.items():
-        monkeypatch.setenv(key, value)
+    aws_emulator.export(monkeypatch.setenv)
     monkeypatch.setenv("FSX", "false")  # moto has no FSx backend
     result = run_walkthrough(FOLDER / "README.md", "emulator", artifacts_root / "wt-pcluster", timeout=600)
     assert result.returncode == 0, result.output[-4000:]

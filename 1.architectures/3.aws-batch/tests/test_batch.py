@@ -40,8 +40,7 @@ def rendered(overrides: dict[str, str]):
 
 @pytest.mark.aws_emulator
 def test_readme_walkthrough_chains_vpc_and_batch_and_submits(aws_emulator, artifacts_root, monkeypatch):
-    for key, value in aws_emulator.env.items():
-        monkeypatch.setenv(key, value)
+    aws_emulator.export(monkeypatch.setenv)
     monkeypatch.setenv("PLACEMENT_GROUP", "false")  # no placement-group model in the emulator
     result = run_walkthrough(FOLDER / "README.md", "emulator", artifacts_root / "wt-batch", timeout=300)
     assert result.returncode == 0, result.output[-4000:]

@@ -67,6 +67,19 @@ def cli_subprocess(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def dry_run_subprocess(ip: str, params: Path = PARAMS) -> subprocess.CompletedProcess:
+    """``lifecycle.py --dry-run`` for ``ip`` with the fixture resource config."""
+    return cli_subprocess(
+        "--resource-config",
+        str(RESOURCE_CONFIG),
+        "--provisioning-parameters",
+        str(params),
+        "--ip",
+        ip,
+        "--dry-run",
+    )
+
+
 def write_params(tmp_path: Path, **changes) -> Path:
     data = json.loads(PARAMS.read_text()) | changes
     path = tmp_path / "provisioning_parameters.json"
@@ -104,30 +117,14 @@ def test_layout_joins_groups_roles_and_partitions() -> None:
     ],
 )
 def test_inputs_that_disagree_are_one_line_errors_exit_2(tmp_path: Path, changes: dict, words: str) -> None:
-    done = cli_subprocess(
-        "--resource-config",
-        str(RESOURCE_CONFIG),
-        "--provisioning-parameters",
-        str(write_params(tmp_path, **changes)),
-        "--ip",
-        WORKER,
-        "--dry-run",
-    )
+    done = dry_run_subprocess(WORKER, write_params(tmp_path, **changes))
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ") and words in done.stderr
     assert done.stdout == ""
 
 
 def test_an_ip_in_no_group_names_the_ip_and_the_groups() -> None:
-    done = cli_subprocess(
-        "--resource-config",
-        str(RESOURCE_CONFIG),
-        "--provisioning-parameters",
-        str(PARAMS),
-        "--ip",
-        "10.9.9.9",
-        "--dry-run",
-    )
+    done = dry_run_subprocess("10.9.9.9")
     assert done.returncode == 2
     assert "10.9.9.9 is in no instance group" in done.stderr and "worker-group-2" in done.stderr
     assert done.stderr.count("\n") == 1
@@ -166,15 +163,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path) -> None:
 
 
 def test_dry_run_on_the_controller_plans_accounting_and_slurmctld() -> None:
-    done = cli_subprocess(
-        "--resource-config",
-        str(RESOURCE_CONFIG),
-        "--provisioning-parameters",
-        str(PARAMS),
-        "--ip",
-        CONTROLLER,
-        "--dry-run",
-    )
+    done = dry_run_subprocess(CONTROLLER)
     assert done.returncode == 0, done.stderr
     assert "role controller" in done.stdout and "systemctl restart slurmctld" in done.stdout
     assert re.search(r"slurm_accounting\s+MariaDB", done.stdout)
