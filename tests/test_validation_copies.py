@@ -38,10 +38,14 @@ def test_copies_are_identical(module):
 def test_requirements_pin_what_pyproject_pins():
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
     pinned = dict(item.split("==") for group in groups.values() for item in group if isinstance(item, str))
-    for path in sorted(VALIDATION.glob("*/requirements.txt")):
-        for line in path.read_text().splitlines():
-            if line.strip() and not line.startswith("#"):
-                name, version = line.strip().split("==")
-                assert pinned.get(name) == version, (
-                    f"{path.relative_to(ROOT)}: {line} but pyproject pins {pinned.get(name)}"
-                )
+    requirement_files = sorted(VALIDATION.glob("*/requirements.txt"))
+    assert requirement_files
+    for path in requirement_files:
+        lines = path.read_text().splitlines()
+        requirements = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        assert requirements, f"{path.relative_to(ROOT)} pins nothing"
+        for line in requirements:
+            name, version = line.split("==")
+            assert pinned.get(name) == version, (
+                f"{path.relative_to(ROOT)}: {line} but pyproject pins {pinned.get(name)}"
+            )

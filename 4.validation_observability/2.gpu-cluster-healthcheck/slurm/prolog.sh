@@ -10,14 +10,6 @@
 set -uo pipefail
 # slurmd runs prologs with an almost empty environment (no PATH).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/amazon/efa/bin
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [[ -f $here/healthcheck.env ]]; then
-    # shellcheck source=/dev/null  # site settings, see healthcheck.env.example
-    source "$here/healthcheck.env"
-fi
-results=()
-if [[ -n ${HEALTHCHECK_RESULTS:-} ]]; then
-    results=(--json-out "$HEALTHCHECK_RESULTS/${SLURMD_NODENAME:-$(hostname -s)}-prolog.json")
-fi
-exec "${HEALTHCHECK_PYTHON:-python3}" "$here/../healthcheck.py" run --checks "${PROLOG_CHECKS:-fast}" --drain \
-    "${results[@]}"
+# shellcheck source=/dev/null  # hook-common.sh: healthcheck.env, run_healthcheck
+source "$(dirname "${BASH_SOURCE[0]}")/hook-common.sh"
+run_healthcheck prolog --checks "${PROLOG_CHECKS:-fast}" --drain

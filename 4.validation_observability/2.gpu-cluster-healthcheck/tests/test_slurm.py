@@ -166,7 +166,9 @@ def test_sbatch_checks_every_node_and_aggregates(local_slurm, run_dir):
     assert {local_slurm.node_state(node) for node in ("n1", "n2")} == {"IDLE"}  # DRAIN=1 was not asked
 
 
-@pytest.mark.parametrize("script_path", ["slurm/prolog.sh", "slurm/epilog.sh", "slurm/healthcheck.sbatch"])
+@pytest.mark.parametrize(
+    "script_path", ["slurm/prolog.sh", "slurm/epilog.sh", "slurm/hook-common.sh", "slurm/healthcheck.sbatch"]
+)
 def test_scripts_parse_and_pass_shellcheck(script_path):
     subprocess.run(["bash", "-n", script_path], cwd=TOOL_DIR, check=True)
     shellcheck = require_programs("shellcheck", "shellcheck", how="install the lint group (`make setup`)")

@@ -24,7 +24,8 @@ import yaml
 from promql_check import FOLDER
 
 from testbed import kube
-from testbed.prometheus import free_port
+from testbed.cfn import load_template
+from testbed.ports import free_port
 from testbed.system import require_programs
 
 MANAGED = FOLDER / "managed"
@@ -39,31 +40,6 @@ ENDPOINT = (
 )
 
 
-class CfnLoader(yaml.SafeLoader):
-    """YAML loader that reads CloudFormation short forms (!Ref, !Sub, !GetAtt ...) as their long forms."""
-
-
-def _intrinsic(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict:
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-def template(path: Path) -> dict:
-    return yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 (SafeLoader subclass)
-
-
 def test_no_account_region_or_zone_is_hard_coded():
     for path in (WORKSPACE_TEMPLATE, COLLECTOR_TEMPLATE):
         text = "\n".join(line for line in path.read_text().splitlines() if "AllowedPattern" not in line)
@@ -75,22 +51,22 @@ def test_no_account_region_or_zone_is_hard_coded():
 
 def test_outputs_are_exported_under_the_stack_name_and_chain_into_the_collector_stack():
     for path in (WORKSPACE_TEMPLATE, COLLECTOR_TEMPLATE):
-        for key, output in template(path)["Outputs"].items():
+        for key, output in load_template(path)["Outputs"].items():
             assert output["Export"]["Name"] == {"Fn::Sub": f"${{AWS::StackName}}-{key}"}, f"{path.name} {key}"
-    scraper = template(COLLECTOR_TEMPLATE)["Resources"]["EksScraper"]["Properties"]
+    scraper = load_template(COLLECTOR_TEMPLATE)["Resources"]["EksScraper"]["Properties"]
     imported = scraper["Destination"]["AmpConfiguration"]["WorkspaceArn"]["Fn::ImportValue"]["Fn::Sub"]
     assert imported == "${WorkspaceStackName}-WorkspaceArn"
-    assert "WorkspaceArn" in template(WORKSPACE_TEMPLATE)["Outputs"]
+    assert "WorkspaceArn" in load_template(WORKSPACE_TEMPLATE)["Outputs"]
 
 
 def test_the_remote_write_url_output_is_what_the_collector_tool_takes():
-    value = template(WORKSPACE_TEMPLATE)["Outputs"]["RemoteWriteUrl"]["Value"]["Fn::Sub"]
+    value = load_template(WORKSPACE_TEMPLATE)["Outputs"]["RemoteWriteUrl"]["Value"]["Fn::Sub"]
     url = value.replace("${Workspace.PrometheusEndpoint}", ENDPOINT)
     assert amp_remote_write.region_of(url) == "eu-west-1"
 
 
 def test_grafana_may_only_query_the_workspace_and_the_head_node_only_write():
-    resources = template(WORKSPACE_TEMPLATE)["Resources"]
+    resources = load_template(WORKSPACE_TEMPLATE)["Resources"]
     statements = resources["GrafanaRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     actions = [action for statement in statements for action in statement["Action"]]
     assert all(a in {"aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata",
@@ -106,7 +82,7 @@ def test_grafana_may_only_query_the_workspace_and_the_head_node_only_write():
 
 
 def scraper_config() -> str:
-    scraper = template(COLLECTOR_TEMPLATE)["Resources"]["EksScraper"]["Properties"]
+    scraper = load_template(COLLECTOR_TEMPLATE)["Resources"]["EksScraper"]["Properties"]
     return scraper["ScrapeConfiguration"]["ConfigurationBlob"]["Fn::Base64"]
 
 
@@ -195,7 +171,7 @@ def test_eks_rbac_manifest_validates_and_binds_the_access_entry_user():
     text = RBAC.read_text()
     assert kube.validate_manifest(text) == []
     binding = next(doc for doc in yaml.safe_load_all(text) if doc["kind"] == "ClusterRoleBinding")
-    access = template(COLLECTOR_TEMPLATE)["Resources"]["EksScraperAccess"]["Properties"]
+    access = load_template(COLLECTOR_TEMPLATE)["Resources"]["EksScraperAccess"]["Properties"]
     assert binding["subjects"] == [
         {"kind": "User", "name": access["Username"], "apiGroup": "rbac.authorization.k8s.io"}
     ]

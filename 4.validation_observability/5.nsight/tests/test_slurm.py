@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.prometheus import free_port
+from testbed.ports import free_port
 from testbed.slurm import LocalSlurm
 from testbed.system import require_programs
 

@@ -25,12 +25,19 @@ import torch.distributed as dist
 
 from nccl_bench import __version__, formulas, instance_types, output_contract, table
 from nccl_bench.nccl_output import Device, Measurement, NcclTestsOutput, Row
-from nccl_bench.verdict import Thresholds, Verdict, band_applies, band_note, judge
+from nccl_bench.verdict import (
+    MIN_BUSBW_ENV,
+    Thresholds,
+    Verdict,
+    band_applies,
+    band_note,
+    judge,
+    resolve_min_busbw,
+)
 
 TOOL = "collective-bench"
 DTYPES = {"float": torch.float32, "half": torch.float16, "bfloat16": torch.bfloat16}
 IN_PLACE_OPS = ("all_reduce", "broadcast")
-MIN_BUSBW_ENV = "MIN_BUSBW"
 PATTERN_PERIOD = 7  # element i of rank r holds (r + 1) + i % 7: small integers, exact in every dtype
 
 
@@ -99,16 +106,7 @@ def _positive(name: str, value: int) -> int:
 def _thresholds(args: argparse.Namespace, max_bytes: int) -> Thresholds:
     """Thresholds from --min-busbw / $MIN_BUSBW and the instance type's band (bands need the node count,
     known only after start: the band is attached in ``_final_thresholds``)."""
-    min_busbw = args.min_busbw
-    if min_busbw is None and os.environ.get(MIN_BUSBW_ENV):
-        try:
-            min_busbw = float(os.environ[MIN_BUSBW_ENV])
-        except ValueError:
-            raise BenchError(
-                f"{MIN_BUSBW_ENV}={os.environ[MIN_BUSBW_ENV]!r} is not a number (GB/s)"
-            ) from None
-    if min_busbw is not None and min_busbw <= 0:
-        raise BenchError(f"--min-busbw={min_busbw} must be > 0 (GB/s)")
+    min_busbw = resolve_min_busbw(args.min_busbw, BenchError)
     judge_min = instance_types.DEFAULT_JUDGE_MIN_BYTES
     if args.judge_min_bytes is not None:
         judge_min = formulas.parse_size(args.judge_min_bytes)

@@ -19,10 +19,17 @@ from pathlib import Path
 
 from nccl_bench import __version__, formulas, instance_types, output_contract
 from nccl_bench.nccl_output import NcclOutputError, NcclTestsOutput, parse
-from nccl_bench.verdict import Thresholds, Verdict, band_applies, band_note, judge
+from nccl_bench.verdict import (
+    MIN_BUSBW_ENV,
+    Thresholds,
+    Verdict,
+    band_applies,
+    band_note,
+    judge,
+    resolve_min_busbw,
+)
 
 TOOL = "nccl-report"
-MIN_BUSBW_ENV = "MIN_BUSBW"
 CSV_COLUMNS = [
     "log",
     "size_bytes",
@@ -74,17 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _min_busbw(args: argparse.Namespace) -> float | None:
-    value = args.min_busbw
-    if value is None and os.environ.get(MIN_BUSBW_ENV):
-        try:
-            value = float(os.environ[MIN_BUSBW_ENV])
-        except ValueError:
-            raise ReportError(
-                f"{MIN_BUSBW_ENV}={os.environ[MIN_BUSBW_ENV]!r} is not a number (GB/s)"
-            ) from None
-    if value is not None and value <= 0:
-        raise ReportError(f"--min-busbw={value} must be > 0 (GB/s)")
-    return value
+    return resolve_min_busbw(args.min_busbw, ReportError)
 
 
 def thresholds_for(run: NcclTestsOutput, args: argparse.Namespace, path: Path) -> Thresholds:

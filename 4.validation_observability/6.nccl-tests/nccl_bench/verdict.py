@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from nccl_bench.instance_types import DEFAULT_JUDGE_MIN_BYTES, Band
@@ -9,6 +10,19 @@ from nccl_bench.nccl_output import NcclTestsOutput
 
 # A peak this far above the band's top is more likely a wrong formula or size than a fast machine.
 SUSPICIOUS_ABOVE = 1.05
+MIN_BUSBW_ENV = "MIN_BUSBW"
+
+
+def resolve_min_busbw(value: float | None, error: type[Exception]) -> float | None:
+    """--min-busbw, else $MIN_BUSBW, else None; a value that is not a positive number raises ``error``."""
+    if value is None and os.environ.get(MIN_BUSBW_ENV):
+        try:
+            value = float(os.environ[MIN_BUSBW_ENV])
+        except ValueError:
+            raise error(f"{MIN_BUSBW_ENV}={os.environ[MIN_BUSBW_ENV]!r} is not a number (GB/s)") from None
+    if value is not None and value <= 0:
+        raise error(f"--min-busbw={value} must be > 0 (GB/s)")
+    return value
 
 
 @dataclass(frozen=True)

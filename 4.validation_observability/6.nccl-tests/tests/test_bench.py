@@ -6,7 +6,6 @@ torchrun launches cost seconds, so one CLI run (module fixture) carries several 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +15,10 @@ from nccl_bench import formulas
 from nccl_bench.bench import BenchError, config_from_args
 from nccl_bench.nccl_output import parse
 
+from testbed.ports import free_port
+
 TOOL_DIR = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def torchrun(script: str, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:

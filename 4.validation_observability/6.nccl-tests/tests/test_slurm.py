@@ -7,7 +7,6 @@ MPI rank 0 (as nccl-tests does): what is tested is the script's srun layout, log
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from nccl_bench.nccl_output import parse
 
+from testbed.ports import free_port
 from testbed.system import require_programs
 
 TOOL_DIR = Path(__file__).resolve().parents[1]
@@ -28,12 +28,6 @@ if [[ ${SLURM_PROCID:-0} == 0 ]]; then
 fi
 exit "${FAKE_NCCL_EXIT:-0}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fake_nccl_tests(folder: Path) -> Path:
