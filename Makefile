@@ -42,10 +42,10 @@ run: setup ## train the FSDP tiny Llama here with torchrun (2 CPU ranks), then s
 test: setup system-deps ## everything: lint, security scan, unit + integration tests (local Slurm), docs
 	$(NOX) -s lint security pcluster tests docs
 
-lint: setup ## ruff, shellcheck, hadolint, yamllint, cfn-lint
-	$(NOX) -s lint
+lint: setup ## ruff, shellcheck, hadolint, yamllint, cfn-lint, then checkov; prints the figures README.md records
+	$(NOX) -s lint security
 
-security: setup ## checkov (offline)
+security: setup ## checkov alone (offline)
 	$(NOX) -s security
 
 docs: setup ## build the site strictly into site/

@@ -2,6 +2,8 @@
 
 - ``lint``: ruff, shellcheck, hadolint, yamllint, cfn-lint (whatever files exist), in a fast uv venv.
 - ``security``: checkov, offline (``--skip-download``), in its own venv: it pins an old boto3.
+  Both end with one figures line per tool; the cfn-lint and checkov lines must match the ones README.md
+  records under ``<!-- lint-figures -->`` (``nox -s lint security -- --record`` rewrites them there).
 - ``pcluster``: ParallelCluster configs against aws-parallelcluster's own schema, offline, in its own venv.
 - ``tests``: pytest in the project venv made by ``make setup`` (torch comes from pip's local wheel,
   which uv does not see, so this session does not build a venv of its own).
@@ -11,6 +13,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,35 +54,201 @@ def dockerfiles() -> list[str]:
     return tracked_files("*Dockerfile", "**/*Dockerfile", "**/*.Dockerfile")
 
 
+# --- Figures: what lint and security print last, and what README.md records of them. -----------------
+
+README = ROOT / "README.md"
+FIGURES_MARK = "<!-- lint-figures -->"  # in README.md, followed by one "- `<tool>: <figures>`" line per tool
+_FIGURE_LINE = re.compile(r"- `(([\w-]+): [^`]+)`")
+CHECKOV_NO_REASON = {"", "No comment provided"}  # what checkov reports for an inline skip without a reason
+
+
+def recorded_figures(readme: str) -> dict[str, str]:
+    """The figure lines README.md records under FIGURES_MARK, by tool (the list ends at any other line)."""
+    lines = [line.strip() for line in readme.splitlines()]
+    if FIGURES_MARK not in lines:
+        return {}
+    figures = {}
+    for line in lines[lines.index(FIGURES_MARK) + 1 :]:
+        match = _FIGURE_LINE.fullmatch(line)
+        if not match:
+            break
+        figures[match[2]] = match[1]
+    return figures
+
+
+def record_figures(readme: str, figures: str) -> str:
+    """README.md's text with the ``figures`` line recorded for its tool: replaced, or added to the list."""
+    tool = figures.split(":", 1)[0]
+    lines = readme.splitlines(keepends=True)
+    marks = [i for i, line in enumerate(lines) if line.strip() == FIGURES_MARK]
+    if not marks:
+        raise ValueError(f"README.md has no {FIGURES_MARK} line to record the figures under")
+    end = marks[0] + 1
+    while end < len(lines) and (match := _FIGURE_LINE.fullmatch(lines[end].strip())):
+        if match[2] == tool:
+            lines[end] = f"- `{figures}`\n"
+            return "".join(lines)
+        end += 1
+    lines.insert(end, f"- `{figures}`\n")
+    return "".join(lines)
+
+
+def check_recorded(session: nox.Session, figures: str) -> None:
+    """Fail unless README.md records this figures line; ``-- --record`` writes it there instead."""
+    tool = figures.split(":", 1)[0]
+    readme = README.read_text()
+    recorded = recorded_figures(readme).get(tool)
+    if recorded == figures:
+        return
+    if "--record" in session.posargs:
+        README.write_text(record_figures(readme, figures))
+        session.log(f"README.md: recorded `{figures}` (was {recorded or 'not recorded'})")
+        return
+    session.error(
+        f"README.md is stale: it records {recorded or 'nothing'!r}, this run gives {figures!r}; make its "
+        f"{tool} line under {FIGURES_MARK} read:  - `{figures}`  (or run: .venv/bin/nox -s {session.name} "
+        "-- --record)"
+    )
+
+
+def cfn_lint_findings(matches: list[dict]) -> list[str]:
+    """cfn-lint's JSON matches as ``file:line:column: rule message`` lines."""
+    return [
+        f"{m['Filename']}:{m['Location']['Start']['LineNumber']}:{m['Location']['Start']['ColumnNumber']}: "
+        f"{m['Rule']['Id']} {m['Message']}"
+        for m in matches
+    ]
+
+
+def checkov_reports(results: dict | list) -> list[dict]:
+    """checkov's JSON output as a list of reports (it writes a single report, or none, as an object)."""
+    reports = results if isinstance(results, list) else [results]
+    return [report for report in reports if "check_type" in report]
+
+
+def checkov_figures(results: dict | list, templates: int, docker: int) -> tuple[str, list[str]]:
+    """The figures line, and one line per problem: a failed check, a file checkov could not parse, an
+    inline skip without a reason."""
+    totals = dict.fromkeys(("passed", "failed", "skipped"), 0)
+    problems = []
+    for report in checkov_reports(results):
+        for key in totals:
+            totals[key] += report["summary"][key]
+        checks = report.get("results", {})
+        for check in checks.get("failed_checks", []):
+            lines = "-".join(str(n) for n in check.get("file_line_range") or [])
+            guideline = f" ({check['guideline']})" if check.get("guideline") else ""
+            problems.append(
+                f"FAILED {check['check_id']} {check['check_name']}: {check['resource']} in "
+                f"{check['file_path'].lstrip('/')}:{lines}{guideline}"
+            )
+        for path in checks.get("parsing_errors", []):
+            problems.append(f"NOT PARSED ({report['check_type']}): {path}")
+        for check in checks.get("skipped_checks", []):
+            reason = (check.get("check_result", {}).get("suppress_comment") or "").strip()
+            if reason in CHECKOV_NO_REASON:
+                problems.append(
+                    f"SKIP WITHOUT REASON {check['check_id']}: {check['resource']} in "
+                    f"{check['file_path'].lstrip('/')}; write #checkov:skip={check['check_id']}:<reason> "
+                    "(templates: a comment under Metadata.checkov.skip)"
+                )
+    figures = (
+        f"checkov: {templates} templates + {docker} Dockerfiles, {totals['passed']} passed, "
+        f"{totals['failed']} failed, {totals['skipped']} skipped (inline, with reasons)"
+    )
+    return figures, problems
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Static checks over every file of their kind."""
+    """Static checks over every file of their kind, then one figures line per tool (the cfn-lint line
+    must match README.md's record; ``-- --record`` rewrites it)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     shell = tracked_files("*.sh", "**/*.sh", "**/*.sbatch", ".ci/run")
     session.run("shellcheck", *shell)
-    session.run("hadolint", *dockerfiles())
+    docker = dockerfiles()
+    session.run("hadolint", *docker)
     session.run("yamllint", "--strict", "-c", ".yamllint.yaml", ".")
     templates = cloudformation_templates()
+    findings: list[str] = []
     if templates:
-        session.run("cfn-lint", *templates)
-    else:
-        session.log("cfn-lint: no CloudFormation templates yet")
+        report = Path(session.create_tmp()) / "cfn-lint.json"
+        report.unlink(missing_ok=True)
+        # Exit status: a bit per level (2 error, 4 warning, 8 informational); anything else is a crash.
+        session.run(
+            "cfn-lint",
+            "--format",
+            "json",
+            "--output-file",
+            str(report),
+            *templates,
+            success_codes=range(0, 16, 2),
+        )
+        findings = cfn_lint_findings(json.loads(report.read_text() or "[]"))
+    for finding in findings:
+        session.log(finding)
+    python = session.run("ruff", "check", "--show-files", ".", silent=True, log=False)
+    yamls = session.run("yamllint", "--list-files", "-c", ".yamllint.yaml", ".", silent=True, log=False)
+    cfn = f"cfn-lint: {len(templates)} templates, {len(findings)} findings"
+    session.log(f"ruff: {len(str(python).splitlines())} Python files, 0 findings, formatted")
+    session.log(f"shellcheck: {len(shell)} scripts, 0 findings")
+    session.log(f"hadolint: {len(docker)} Dockerfiles, 0 findings")
+    session.log(f"yamllint: {len(str(yamls).splitlines())} YAML files, 0 findings")
+    session.log(cfn)
+    if findings:
+        session.error(f"cfn-lint: {len(findings)} findings (above); the gate is zero")
+    check_recorded(session, cfn)
 
 
 @nox.session
 def security(session: nox.Session) -> None:
-    """checkov over templates and Dockerfiles; inline skips must carry a reason."""
+    """checkov (CloudFormation, secrets, Dockerfiles) offline: zero failed checks, every skip inline with a
+    reason; then the figures line, which must match README.md's record (``-- --record`` rewrites it)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "security"))
-    targets = [arg for path in cloudformation_templates() + dockerfiles() for arg in ("-f", path)]
-    session.run("checkov", "--skip-download", "--quiet", "--compact", *targets)
+    for config in (".checkov.yaml", ".checkov.yml"):
+        if (ROOT / config).exists():
+            session.error(f"{config}: skips belong inline in the file they excuse, with a reason")
+    templates, docker = cloudformation_templates(), dockerfiles()
+    out = Path(session.create_tmp()) / "checkov"
+    frameworks = ("cloudformation", "secrets", "dockerfile")
+    targets = [arg for path in templates + docker for arg in ("-f", path)]
+    # JSON only (the CLI report lists every passed check); the failures are printed from it below.
+    # Exit status 1 is "a check failed"; anything else is a crash, and nox shows checkov's output.
+    report = out / "results_json.json"
+    report.unlink(missing_ok=True)
+    session.run(
+        "checkov",
+        "--skip-download",
+        "--compact",
+        "--framework",
+        *frameworks,
+        "-o",
+        "json",
+        "--output-file-path",
+        str(out),
+        *targets,
+        silent=True,
+        success_codes=[0, 1],
+    )
+    results = json.loads(report.read_text())
+    figures, problems = checkov_figures(results, len(templates), len(docker))
+    for problem in problems:
+        session.log(problem)
+    session.log(figures)
+    if problems:
+        session.error(
+            f"checkov: {len(problems)} problems (above); the gate is zero failed, skips with reasons"
+        )
+    check_recorded(session, figures)
 
 
 @nox.session
 def pcluster(session: nox.Session) -> None:
-    """ParallelCluster cluster configs against the package's own schema (offline). Args: config files;
-    none: every template x capacity option rendered from sample outputs, plus a must-fail config."""
+    """ParallelCluster cluster configs against the package's own schema (offline). Args: config files
+    (``--against-aws`` first: also the package's validators, which call AWS or the emulator); none: every
+    template x capacity option rendered from sample outputs, plus a must-fail config."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "pcluster"))
     script = "1.architectures/2.aws-parallelcluster/validate_config.py"
     session.run("python", script, *(session.posargs or ["--examples"]))

@@ -1,8 +1,9 @@
 """A local AWS: moto in server mode on loopback, plus stack helpers for the tests.
 
 ``AwsEmulator`` starts ``python -m testbed.aws serve`` (moto's server app with the emulator
-extensions of ``testbed.moto_extensions`` registered) on 127.0.0.1 and a free port, and gives the
-environment the AWS CLI and boto3 need: ``AWS_ENDPOINT_URL``, dummy credentials and a region. The
+extensions of ``testbed.moto_extensions`` registered) on 127.0.0.1 and a free port, over HTTPS as AWS
+endpoints are (a certificate made for it at start), and gives the environment the AWS CLI and boto3
+need: ``AWS_ENDPOINT_URL``, ``AWS_CA_BUNDLE`` (that certificate), dummy credentials and a region. The
 reference READMEs' ``aws ...`` commands then run unchanged against it.
 
 Command line (state in ``.testbed/aws`` under the current folder unless ``--state-dir``)::
@@ -16,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import ipaddress
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -34,6 +38,7 @@ import boto3
 DEFAULT_STATE_DIR = Path(".testbed/aws")
 STATE_FILE = "emulator.json"
 PORT_FILE = "port"
+CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
 DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 START_TIMEOUT_S = 60.0
@@ -80,12 +85,22 @@ class AwsEmulator:
     @property
     def endpoint(self) -> str:
         """The URL every AWS SDK and the CLI are pointed at."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def certificate(self) -> Path:
+        """The server's self-signed certificate (``AWS_CA_BUNDLE``)."""
+        return self.state_dir / CERT_FILE
 
     @property
     def env(self) -> dict[str, str]:
         """What to export so that ``aws`` and boto3 talk to this emulator."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, **DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_CA_BUNDLE": str(self.certificate),
+            **DUMMY_CREDENTIALS,
+            "AWS_DEFAULT_REGION": self.region,
+        }
 
     def export(self, setenv: Callable[[str, str], object]) -> None:
         """Call ``setenv`` (e.g. ``monkeypatch.setenv``) for each variable of ``env``."""
@@ -105,12 +120,15 @@ class AwsEmulator:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / PORT_FILE).unlink(missing_ok=True)
+        write_certificate(self.state_dir / CERT_FILE, self.state_dir / KEY_FILE)
         log = (self.state_dir / "moto.log").open("w")
         repo_root = Path(__file__).resolve().parents[1]
         process = subprocess.Popen(
-            [sys.executable, "-m", "testbed.aws", "serve", "--port-file", str(self.state_dir / PORT_FILE)],
+            [sys.executable, "-m", "testbed.aws", "serve", "--state-dir", str(self.state_dir)],
             cwd=repo_root,
-            env={**os.environ, "PYTHONPATH": str(repo_root)},
+            # AWS managed policies (e.g. AmazonSageMakerClusterInstanceRolePolicy) exist, with their
+            # documents, as in any account: templates attach them and validators read them.
+            env={**os.environ, "PYTHONPATH": str(repo_root), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -131,7 +149,7 @@ class AwsEmulator:
                 raise EmulatorError(f"emulator exited with {process.returncode}:\n{self.log_tail()}")
             if port_file.is_file() and port_file.read_text().strip():
                 port = int(port_file.read_text())
-                if _answers(f"http://127.0.0.1:{port}/moto-api/reset-auth"):
+                if _answers(f"https://127.0.0.1:{port}/moto-api/reset-auth", self.certificate):
                     return port
             time.sleep(0.2)
         process.kill()
@@ -179,6 +197,7 @@ class AwsEmulator:
             region_name=self.region,
             aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            verify=str(self.certificate),
         )
 
     def deploy(self, template: Path, stack_name: str, parameters: Mapping[str, str] | None = None) -> dict:
@@ -194,9 +213,49 @@ class AwsEmulator:
         )
 
 
-def _answers(url: str) -> bool:
+def write_certificate(cert: Path, key: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 and localhost (valid a week) and its private key (0600)."""
+    from cryptography import x509  # noqa: PLC0415 - moto's dependency; only needed at start
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "testbed AWS emulator")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True
+        )  # digital signature and certificate signing, which strict verifiers ask of a self-signed CA
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(private.public_key()), critical=False
+        )
+        .sign(private, hashes.SHA256())
+    )
+    key.touch(mode=0o600)
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def _answers(url: str, certificate: Path) -> bool:
+    context = ssl.create_default_context(cafile=str(certificate))
     try:
-        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL we built
+        with urllib.request.urlopen(url, timeout=2, context=context):  # noqa: S310 - loopback URL we built
             return True
     except urllib.error.HTTPError:
         return True  # an HTTP answer, even an error, means the server is up
@@ -252,8 +311,9 @@ def exports_line(env: Mapping[str, str]) -> str:
     return "export " + " ".join(f"{key}={value}" for key, value in env.items())
 
 
-def serve(port_file: Path) -> None:
-    """Run moto's server app with the extensions on 127.0.0.1 and a free port (written to ``port_file``)."""
+def serve(state_dir: Path) -> None:
+    """Run moto's server app with the extensions on 127.0.0.1 and a free port, over HTTPS with the
+    certificate in ``state_dir`` (the port is written there)."""
     # Imported here, in the server process only: moto is slow to import and patched by the extensions.
     from moto.moto_server.threaded_moto_server import MotoRequestHandler  # noqa: PLC0415
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: PLC0415
@@ -264,10 +324,14 @@ def serve(port_file: Path) -> None:
     added = moto_extensions.apply()
     print(f"emulator extensions: {', '.join(added)}", flush=True)
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(state_dir / CERT_FILE, state_dir / KEY_FILE)
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=tls
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    port_file.write_text(f"{server.server_address[1]}\n")
-    print(f"moto server on 127.0.0.1:{server.server_address[1]}", flush=True)
+    (state_dir / PORT_FILE).write_text(f"{server.server_address[1]}\n")
+    print(f"moto server on https://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
@@ -277,11 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "status", "down", "serve"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--region", default=DEFAULT_REGION)
-    parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
-            serve(args.port_file)
+            serve(args.state_dir)
         elif args.command == "up":
             emulator = AwsEmulator(args.state_dir, region=args.region, keep=True).start()
             print(f"AWS emulator up: {emulator.endpoint} (moto, pid {emulator.pid})")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +43,8 @@ def test_cli_up_status_down_prints_the_environment(tmp_path):
 
     up = cli("up")
     assert up.returncode == 0, up.stderr
-    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in up.stdout
+    assert "export AWS_ENDPOINT_URL=https://127.0.0.1:" in up.stdout  # TLS, as AWS endpoints
+    assert f"AWS_CA_BUNDLE={state / 'tls.crt'}" in up.stdout
     assert "AWS_ACCESS_KEY_ID=testing" in up.stdout and "AWS_DEFAULT_REGION=us-east-1" in up.stdout
     twice = cli("up")
     assert twice.returncode == 1 and "an emulator runs there; stop it first" in twice.stderr
@@ -57,6 +60,15 @@ def test_cli_up_status_down_prints_the_environment(tmp_path):
         check=False,
     )
     assert caller.returncode == 0 and '"Account": "123456789012"' in caller.stdout, caller.stderr
+    untrusted = subprocess.run(
+        [str(Path(sys.executable).parent / "aws"), "sts", "get-caller-identity"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in aws_env.items() if k != "AWS_CA_BUNDLE"},  # the system's CAs only
+        timeout=120,
+        check=False,
+    )
+    assert untrusted.returncode != 0 and "SSL" in untrusted.stderr  # the certificate is really checked
     assert cli("down").returncode == 0 and not state.exists()
     gone = cli("status")
     assert gone.returncode == 1 and "no emulator state" in gone.stderr and "testbed.aws up" in gone.stderr
@@ -120,9 +132,15 @@ def test_security_group_egress_and_vpc_deletion(aws_emulator, tmp_path):
 Outputs:
   Group: {Value: !Ref Group}
   Vpc: {Value: !Ref Vpc}
+  Table: {Value: !Ref Table}
+  Subnet: {Value: !Ref Subnet}
 """
     outputs = aws_emulator.deploy(template(tmp_path, body), "ext-egress")
     ec2 = aws_emulator.client("ec2")
+    by_subnet = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [outputs["Subnet"]]}]
+    )
+    assert [t["RouteTableId"] for t in by_subnet["RouteTables"]] == [outputs["Table"]]  # on its table
     group = ec2.describe_security_groups(GroupIds=[outputs["Group"]])["SecurityGroups"][0]
     pairs = [pair["GroupId"] for rule in group["IpPermissionsEgress"] for pair in rule["UserIdGroupPairs"]]
     assert pairs == [outputs["Group"]]
@@ -232,3 +250,108 @@ Outputs:
     assert outputs["Imported"] == "exported"  # a short-form tag on a mapping node
     aws_emulator.delete("ext-batch")
     aws_emulator.delete("ext-exporter")
+
+
+@pytest.mark.aws_emulator
+def test_fsx_file_systems_with_their_attributes(aws_emulator, tmp_path):
+    body = """Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.7.0.0/16}}
+  Subnet: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.7.0.0/24}}
+  Group: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: fsx, VpcId: !Ref Vpc}}
+  Lustre:
+    Type: AWS::FSx::FileSystem
+    Properties:
+      FileSystemType: LUSTRE
+      StorageCapacity: 1200
+      SubnetIds: [!Ref Subnet]
+      SecurityGroupIds: [!Ref Group]
+      LustreConfiguration: {DeploymentType: PERSISTENT_2, PerUnitStorageThroughput: 250}
+  Home:
+    Type: AWS::FSx::FileSystem
+    DeletionPolicy: Retain
+    Properties:
+      FileSystemType: OPENZFS
+      StorageCapacity: 64
+      SubnetIds: [!Ref Subnet]
+      OpenZFSConfiguration: {DeploymentType: SINGLE_AZ_2, ThroughputCapacity: 160}
+Outputs:
+  LustreId: {Value: !Ref Lustre}
+  LustreDns: {Value: !GetAtt Lustre.DNSName}
+  LustreMount: {Value: !GetAtt Lustre.LustreMountName}
+  HomeId: {Value: !Ref Home}
+  HomeRoot: {Value: !GetAtt Home.RootVolumeId}
+  Group: {Value: !Ref Group}
+"""
+    outputs = aws_emulator.deploy(template(tmp_path, body), "ext-fsx", {})
+    fsx = aws_emulator.client("fsx")
+    found = {fs["FileSystemId"]: fs for fs in fsx.describe_file_systems()["FileSystems"]}
+    lustre, home = found[outputs["LustreId"]], found[outputs["HomeId"]]
+    assert lustre["DNSName"] == outputs["LustreDns"] == f"{outputs['LustreId']}.fsx.us-east-1.amazonaws.com"
+    assert re.fullmatch(r"fs-[0-9a-f]{17}", outputs["LustreId"]), outputs["LustreId"]  # AWS's id shape
+    assert lustre["LustreConfiguration"]["MountName"] == outputs["LustreMount"]
+    assert len(outputs["LustreMount"]) == 8 and outputs["LustreMount"].isalpha()
+    assert lustre["LustreConfiguration"]["DeploymentType"] == "PERSISTENT_2"
+    assert home["FileSystemType"] == "OPENZFS" and outputs["HomeRoot"].startswith("fsvol-")
+    assert home["OpenZFSConfiguration"]["RootVolumeId"] == outputs["HomeRoot"]
+    ec2 = aws_emulator.client("ec2")
+    (eni,) = ec2.describe_network_interfaces(NetworkInterfaceIds=lustre["NetworkInterfaceIds"])[
+        "NetworkInterfaces"
+    ]
+    assert [g["GroupId"] for g in eni["Groups"]] == [outputs["Group"]] and eni["VpcId"] == lustre["VpcId"]
+    aws_emulator.delete("ext-fsx")
+    left = {fs["FileSystemId"] for fs in fsx.describe_file_systems()["FileSystems"]}
+    assert outputs["LustreId"] not in left and outputs["HomeId"] in left  # DeletionPolicy: Retain kept it
+    fsx.delete_file_system(FileSystemId=outputs["HomeId"])
+    left_enis = ec2.describe_network_interfaces()["NetworkInterfaces"]
+    assert not [e for e in left_enis if "FSx" in e.get("Description", "")]  # they go with the file system
+
+
+@pytest.mark.aws_emulator
+def test_role_managed_policies_attach_and_detach_on_delete(aws_emulator, tmp_path):
+    body = """Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement: [{Effect: Allow, Principal: {Service: sagemaker.amazonaws.com}, Action: sts:AssumeRole}]
+      ManagedPolicyArns:
+        - !Sub "arn:${AWS::Partition}:iam::aws:policy/AmazonSageMakerClusterInstanceRolePolicy"
+      Policies:
+        - PolicyName: inline
+          PolicyDocument: {Statement: [{Effect: Allow, Action: ec2:DescribeVpcs, Resource: "*"}]}
+Outputs:
+  Name: {Value: !Ref Role}
+"""
+    name = aws_emulator.deploy(template(tmp_path, body), "ext-role", {})["Name"]
+    iam = aws_emulator.client("iam")
+    attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonSageMakerClusterInstanceRolePolicy"]
+    policy = iam.get_policy_version(PolicyArn=attached[0]["PolicyArn"], VersionId="v1")["PolicyVersion"]
+    assert "arn:aws:s3:::sagemaker-*" in json.dumps(policy["Document"])  # the real managed document
+    inline = iam.get_role_policy(RoleName=name, PolicyName="inline")["PolicyDocument"]
+    assert inline["Statement"][0]["Action"] == "ec2:DescribeVpcs"  # a JSON document, decoded by boto3
+    aws_emulator.delete("ext-role")
+    assert name not in [role["RoleName"] for role in iam.list_roles()["Roles"]]
+
+
+@pytest.mark.aws_emulator
+def test_tls_only_bucket_policy_lets_sdk_requests_through_and_deny_still_denies(aws_emulator, tmp_path):
+    s3 = aws_emulator.client("s3")
+    s3.create_bucket(Bucket="ext-tls-only")
+    statement = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": ["arn:aws:s3:::ext-tls-only", "arn:aws:s3:::ext-tls-only/*"],
+    }
+    tls_only = {**statement, "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    s3.put_bucket_policy(Bucket="ext-tls-only", Policy=json.dumps({"Statement": [tls_only]}))
+    s3.put_object(Bucket="ext-tls-only", Key="a", Body=b"1")  # an SDK request: over TLS on AWS
+    assert s3.get_object(Bucket="ext-tls-only", Key="a")["Body"].read() == b"1"
+    plaintext_only = {**statement, "Condition": {"Bool": {"aws:SecureTransport": "true"}}}
+    s3.put_bucket_policy(Bucket="ext-tls-only", Policy=json.dumps({"Statement": [plaintext_only]}))
+    with pytest.raises(ClientError, match=r"403|AccessDenied"):
+        s3.put_object(Bucket="ext-tls-only", Key="b", Body=b"2")
+    s3.delete_bucket_policy(Bucket="ext-tls-only")
+    s3.delete_object(Bucket="ext-tls-only", Key="a")
+    s3.delete_bucket(Bucket="ext-tls-only")

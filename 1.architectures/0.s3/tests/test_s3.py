@@ -1,7 +1,8 @@
 """s3-bucket.yaml: deployed on the AWS emulator by the README's own commands, and its properties checked.
 
-The emulator evaluates bucket policies and listens on plain HTTP, so the TLS-only policy is checked by
-behaviour: every object request to it is refused. What it cannot show: an HTTPS upload succeeding.
+The emulator serves HTTPS only and evaluates the bucket policy, so an upload passes the TLS-only policy
+here as over TLS on AWS. What it cannot show: a plain-HTTP request refused (testbed/tests/test_aws.py
+checks the condition's evaluation both ways).
 """
 
 from __future__ import annotations
@@ -58,10 +59,9 @@ def test_deployed_bucket_is_private_encrypted_and_tls_only(aws_emulator, version
     assert rules == {"abort-incomplete-multipart-uploads": "Enabled", "expire-noncurrent-versions": expire}
     exports = {e["Name"]: e["Value"] for e in aws_emulator.client("cloudformation").list_exports()["Exports"]}
     assert exports[f"{stack}-BucketName"] == bucket
-    with pytest.raises(ClientError, match=r"Forbidden|AccessDenied"):
-        s3.put_object(Bucket=bucket, Key="probe.txt", Body=b"x")  # plain HTTP: denied by the policy
-    s3.delete_bucket_policy(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key="probe.txt", Body=b"x")  # the policy, nothing else, refused it
+    s3.put_object(Bucket=bucket, Key="probe.txt", Body=b"x")  # over TLS (the emulator's HTTPS): allowed
+    assert s3.get_object(Bucket=bucket, Key="probe.txt")["Body"].read() == b"x"
+    s3.delete_object(Bucket=bucket, Key="probe.txt")
     aws_emulator.delete(stack)
     assert s3.head_bucket(Bucket=bucket)  # Retain: deleting the stack keeps the data
 

@@ -1,28 +1,30 @@
 """ParallelCluster: prerequisites template (emulator + offline rendering), create_config.py against stacks
 deployed on the emulator, and the README walkthrough (which validates with aws-parallelcluster's schema
-through `nox -s pcluster`). Not emulated: AWS::FSx::FileSystem (moto has no FSx backend), so the
-emulator deploys the prerequisites with both file systems off; their conditions and outputs are checked by
-rendering."""
+through `nox -s pcluster`), and aws-parallelcluster's full validators (`validate_config.py --against-aws`)
+on configs rendered from the deployed stacks, file systems included (an emulator extension creates them
+through moto's FSx backend). Validators suppressed on the emulator: EMULATOR_SUPPRESSED below (and README)."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
 from testbed.cfn import TemplateParameterError, load_template, render
+from testbed.system import in_ci, missing_message
 from testbed.walkthrough import run_walkthrough
 
 FOLDER = Path(__file__).resolve().parents[1]
 ROOT = FOLDER.parents[1]
 PREREQ = FOLDER / "cluster-prerequisites.yaml"
 VPC_ONE_AZ = ROOT / "1.architectures" / "1.vpc_network" / "vpc-one-az.yaml"
-NO_FSX = {"CreateFsxLustre": "false", "CreateFsxOpenZfs": "false"}
 
 
 def load_create_config():
@@ -51,18 +53,19 @@ def run_create_config(emulator, *args: str, region: str | None = None) -> subpro
 
 @pytest.fixture(scope="module")
 def stacks(aws_emulator):
-    """A one-AZ VPC (with public subnets) and the prerequisites on it, FSx off (not emulated)."""
+    """A one-AZ VPC (with public subnets) and the prerequisites on it with the Lustre file system. Without
+    OpenZFS: the validators look the /home volume up (fsx describe-volumes), which moto has no API for."""
     vpc = aws_emulator.deploy(VPC_ONE_AZ, "pc-vpc", {"AvailabilityZone": "us-east-1b"})
-    prereq = aws_emulator.deploy(PREREQ, "pc-prereq", {"VpcStackName": "pc-vpc", **NO_FSX})
+    prereq = aws_emulator.deploy(PREREQ, "pc-prereq", {"VpcStackName": "pc-vpc", "CreateFsxOpenZfs": "false"})
     yield vpc, prereq
     aws_emulator.delete("pc-prereq")
+    aws_emulator.client("fsx").delete_file_system(FileSystemId=prereq["FsxLustreFileSystemId"])  # retained
     aws_emulator.delete("pc-vpc")
 
 
 @pytest.mark.aws_emulator
 def test_readme_walkthrough_renders_validates_and_cleans_up(aws_emulator, artifacts_root, monkeypatch):
     aws_emulator.export(monkeypatch.setenv)
-    monkeypatch.setenv("FSX", "false")  # moto has no FSx backend
     result = run_walkthrough(FOLDER / "README.md", "emulator", artifacts_root / "wt-pcluster", timeout=600)
     assert result.returncode == 0, result.output[-4000:]
     assert result.output.count("valid (aws-parallelcluster 3.16.1 cluster schema)") == 2, result.output[
@@ -72,8 +75,13 @@ def test_readme_walkthrough_renders_validates_and_cleans_up(aws_emulator, artifa
         (result.workdir / "1.architectures/2.aws-parallelcluster/build/gpu-efa.yaml").read_text()
     )
     assert config["Region"] == "us-east-1" and config["Imds"] == {"ImdsSupport": "v2.0"}
-    (fsx,) = config["SharedStorage"]  # no stack file systems: ParallelCluster creates /fsx, /home stays local
-    assert fsx["MountDir"] == "/fsx" and fsx["FsxLustreSettings"]["DeploymentType"] == "PERSISTENT_2"
+    fsx, home = config["SharedStorage"]  # the stack's file systems, by id
+    assert fsx["MountDir"] == "/fsx" and fsx["FsxLustreSettings"]["FileSystemId"].startswith("fs-")
+    assert home["MountDir"] == "/home" and home["FsxOpenZfsSettings"]["VolumeId"].startswith("fsvol-")
+    ids = {fsx["FsxLustreSettings"]["FileSystemId"]}
+    assert not ids & {
+        fs["FileSystemId"] for fs in aws_emulator.client("fsx").describe_file_systems()["FileSystems"]
+    }
     stacks = aws_emulator.client("cloudformation").list_stacks()["StackSummaries"]
     assert all(s["StackStatus"] == "DELETE_COMPLETE" for s in stacks if s["StackName"].startswith("ml-pc-"))
 
@@ -81,7 +89,11 @@ def test_readme_walkthrough_renders_validates_and_cleans_up(aws_emulator, artifa
 @pytest.mark.aws_emulator
 def test_prerequisites_import_the_vpc_exports(aws_emulator, stacks):
     vpc, prereq = stacks
-    assert prereq["VpcStackName"] == "pc-vpc" and "FsxLustreFileSystemId" not in prereq
+    assert prereq["VpcStackName"] == "pc-vpc" and prereq["FsxLustreFileSystemId"].startswith("fs-")
+    fsx = aws_emulator.client("fsx")
+    (lustre,) = fsx.describe_file_systems(FileSystemIds=[prereq["FsxLustreFileSystemId"]])["FileSystems"]
+    assert lustre["LustreConfiguration"]["MountName"] == prereq["FsxLustreMountName"]
+    assert lustre["SubnetIds"] == [vpc["PrimaryPrivateSubnetId"]]
     ec2 = aws_emulator.client("ec2")
     group = ec2.describe_security_groups(GroupIds=[prereq["HomeNfsSecurityGroupId"]])["SecurityGroups"][0]
     assert group["VpcId"] == vpc["VpcId"]
@@ -133,6 +145,204 @@ def test_create_config_errors_name_the_bad_input(aws_emulator, stacks, run_dir):
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not (run_dir / "x.yaml").exists()
+
+
+# --- aws-parallelcluster's full validators on the emulator (validate_config.py --against-aws) ---
+
+PCLUSTER_PYTHON = ROOT / ".nox" / "pcluster" / "bin" / "python"
+PCLUSTER_VERSION = next(
+    pin.split("==")[1]
+    for pin in tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["pcluster"]
+    if pin.startswith("aws-parallelcluster==")
+)
+# Validators that fail on the emulator only because moto 5.2.5 cannot model what they check; suppressed by
+# name, each with its reason (the README's "What is checked where" table repeats them). On AWS none is.
+EMULATOR_SUPPRESSED = {
+    "HeadNodeLaunchTemplateValidator": "its RunInstances dry run: moto rejects the instance-store block "
+    "device mappings ParallelCluster sends (VirtualName ephemeral0-23, no Ebs) with MissingParameter, and "
+    "moto's dry run checks nothing else (capacity, quotas, AZ offering, EFA interfaces)",
+    "ComputeResourceLaunchTemplateValidator": "the same RunInstances dry run, for each queue",
+}
+# The official ParallelCluster AMI's name pattern (pcluster.aws.ec2 _get_official_image_name_prefix).
+OFFICIAL_AMI_NAME = (
+    f"aws-parallelcluster-{PCLUSTER_VERSION}-ubuntu-2204-lts-hvm-x86_64-202601010000 2026-01-01T00-00-00.000Z"
+)
+KEY_NAME = "pc-validators"
+FINDING = re.compile(r"^  (ERROR|WARNING|INFO) (\S+): (.+)$")
+
+
+@pytest.fixture(scope="module")
+def pcluster_python() -> Path:
+    """The `pcluster` nox session's interpreter (aws-parallelcluster pins clash with .venv's)."""
+    if not PCLUSTER_PYTHON.is_file():
+        message = missing_message(
+            "aws-parallelcluster environment",
+            [str(PCLUSTER_PYTHON.relative_to(ROOT))],
+            "run `.venv/bin/nox -s pcluster` once (make test runs it before the tests)",
+        )
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return PCLUSTER_PYTHON
+
+
+@pytest.fixture(scope="module")
+def account(aws_emulator, stacks):
+    """What the account holds before `pcluster create-cluster`: the SSH key pair and the official AMI.
+
+    On AWS the official AMI is owned by `amazon`; moto gives an image the caller's account as owner, so
+    the validators look it up with `--official-ami-owner self`. It is a copy of an x86_64 image of
+    moto's catalogue (moto's RegisterImage drops Architecture and BlockDeviceMappings; CopyImage keeps
+    the source's), named and described like the official one.
+    """
+    ec2 = aws_emulator.client("ec2")
+    ec2.create_key_pair(KeyName=KEY_NAME, KeyType="ed25519")
+    filters = [{"Name": "architecture", "Values": ["x86_64"]}, {"Name": "name", "Values": ["ubuntu/*"]}]
+    source = ec2.describe_images(Owners=["amazon"], Filters=filters)["Images"][0]
+    ami = ec2.copy_image(
+        SourceImageId=source["ImageId"],
+        SourceRegion=aws_emulator.region,
+        Name=OFFICIAL_AMI_NAME,
+        Description="AWS ParallelCluster AMI for ubuntu2204",
+    )["ImageId"]
+    yield ami
+    ec2.deregister_image(ImageId=ami)
+    ec2.delete_key_pair(KeyName=KEY_NAME)
+
+
+def run_validators(
+    emulator, python: Path, *configs: Path, suppress: bool = True
+) -> tuple[subprocess.CompletedProcess, dict[str, tuple[str, list[tuple[str, str, str]]]]]:
+    """validate_config.py --against-aws on the emulator: the run and {config: (its line, [findings])}."""
+    names = [f"--suppress-validator=type:{name}" for name in EMULATOR_SUPPRESSED] if suppress else []
+    done = subprocess.run(
+        [
+            str(python),
+            str(FOLDER / "validate_config.py"),
+            "--against-aws",
+            "--official-ami-owner",
+            "self",
+            *names,
+            *map(str, configs),
+        ],
+        env=emulator.environ(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}
+    current = ""
+    for line in done.stdout.splitlines():
+        if finding := FINDING.match(line):
+            report[current][1].append(finding.groups())
+        else:
+            current = line.split(": ", 1)[0]
+            report[current] = (line, [])
+    return done, report
+
+
+def render_with(emulator, out: Path, *args: str) -> Path:
+    done = run_create_config(emulator, "--stack", "pc-prereq", "--out", str(out), *args)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.aws_emulator
+def test_pcluster_validators_pass_on_configs_rendered_from_the_stacks(
+    aws_emulator, stacks, account, pcluster_python, run_dir
+):
+    key = ("--key-name", KEY_NAME)
+    gpu = render_with(aws_emulator, run_dir / "gpu-efa.yaml", "--cluster", "gpu-efa", *key, "--count", "2")
+    cpu = render_with(aws_emulator, run_dir / "cpu-small.yaml", "--cluster", "cpu-small", *key)
+    done, report = run_validators(aws_emulator, pcluster_python, gpu, cpu)
+    assert done.returncode == 0 and not done.stderr, done.stdout + done.stderr
+    for path in (gpu, cpu):
+        line, findings = report[str(path)]
+        assert line.startswith(f"{path}: valid against AWS us-east-1 at {aws_emulator.endpoint}"), line
+        assert f"aws-parallelcluster {PCLUSTER_VERSION} validators:" in line, line
+        run, suppressed = map(int, re.search(r"(\d+) run, (\d+) suppressed", line).groups())
+        assert run > 50 and suppressed == 2, line  # head node + one queue: each launch dry run once
+        assert all(level != "ERROR" for level, _, _ in findings), findings
+    # GPU cluster: 1-minute EC2 metrics are on by design (costs a little). /fsx is the stack's file
+    # system (a ParallelCluster-managed one would add DeletionPolicyValidator's INFO on Retain).
+    assert [(level, name) for level, name, _ in report[str(gpu)][1]] == [
+        ("WARNING", "DetailedMonitoringValidator")
+    ]
+    assert report[str(cpu)][1] == []
+
+
+@pytest.mark.aws_emulator
+def test_each_emulator_suppression_is_still_needed(aws_emulator, stacks, account, pcluster_python, run_dir):
+    cpu = render_with(
+        aws_emulator, run_dir / "cpu-small.yaml", "--cluster", "cpu-small", "--key-name", KEY_NAME
+    )
+    done, report = run_validators(aws_emulator, pcluster_python, cpu, suppress=False)
+    errors = {name for level, name, _ in report[str(cpu)][1] if level == "ERROR"}
+    assert done.returncode == 1 and errors == set(EMULATOR_SUPPRESSED), done.stdout + done.stderr
+    assert all("must contain the parameter ebs" in message for _, _, message in report[str(cpu)][1])
+
+
+@pytest.mark.aws_emulator
+def test_pcluster_validators_reject_what_aws_would(aws_emulator, stacks, account, pcluster_python, run_dir):
+    vpc, prereq = stacks
+    offers = aws_emulator.client("ec2").describe_instance_type_offerings(
+        Filters=[{"Name": "instance-type", "Values": ["p5e.48xlarge"]}]
+    )["InstanceTypeOfferings"]
+    assert offers == []  # the emulator's region does not offer it (instance-types.yaml knows it)
+    not_offered = render_with(
+        aws_emulator,
+        run_dir / "not-offered.yaml",
+        *("--cluster", "gpu-efa", "--instance-type", "p5e.48xlarge", "--key-name", "no-such-key"),
+    )
+    cpu = render_with(
+        aws_emulator, run_dir / "cpu-small.yaml", "--cluster", "cpu-small", "--key-name", KEY_NAME
+    )
+    text = cpu.read_text()
+    bad_group = run_dir / "bad-group.yaml"
+    bad_group.write_text(text.replace(prereq["HomeNfsSecurityGroupId"], "sg-0123456789abcdef0"))
+    bad_subnet = run_dir / "bad-subnet.yaml"
+    bad_subnet.write_text(text.replace(vpc["PrimaryPrivateSubnetId"], "subnet-0123456789abcdef0"))
+    done, report = run_validators(aws_emulator, pcluster_python, not_offered, bad_group, bad_subnet)
+    assert done.returncode == 1 and not done.stderr, done.stdout + done.stderr
+    errors = {
+        path.name: [(name, message) for level, name, message in report[str(path)][1] if level == "ERROR"]
+        for path in (not_offered, bad_group, bad_subnet)
+    }
+    for path in (not_offered, bad_group, bad_subnet):
+        assert report[str(path)][0].startswith(f"{path}: INVALID against AWS"), report[str(path)][0]
+    assert errors["not-offered.yaml"] == [
+        ("KeyPairValidator", "The keypair '{'no-such-key'}' does not exist."),
+        ("InstanceTypeBaseAMICompatibleValidator", "The instance type 'p5e.48xlarge' is not supported."),
+    ]
+    assert errors["bad-group.yaml"] == [
+        ("SecurityGroupsValidator", "The security group '{'sg-0123456789abcdef0'}' does not exist")
+    ]
+    assert errors["bad-subnet.yaml"] == [
+        (
+            "describe_subnets",
+            "The subnet ID 'subnet-0123456789abcdef0' does not exist (validation stopped there)",
+        )
+    ]
+
+
+def test_against_aws_names_only_real_validators(pcluster_python, run_dir):
+    config = run_dir / "c.yaml"
+    config.write_text(yaml.safe_dump(offline("cpu-small")))
+    for name in ("type:NoSuchValidator", "KeyPairValidator"):  # unknown; the type: prefix missing
+        script = [str(pcluster_python), str(FOLDER / "validate_config.py"), "--against-aws"]
+        done = subprocess.run(
+            [*script, f"--suppress-validator={name}", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2 and not done.stdout, done.stdout + done.stderr
+        assert done.stderr == (
+            f"error: --suppress-validator {name}: "
+            f"not type:NAME of an aws-parallelcluster {PCLUSTER_VERSION} validator\n"
+        )
 
 
 PREREQ_OUT = {"VpcStackName": "v", "HomeNfsSecurityGroupId": "sg-1"}
