@@ -244,27 +244,29 @@ def test_create_config_bad_input_is_one_line_and_writes_nothing(
 
 
 @pytest.mark.aws_emulator
-def test_create_config_without_lustre_names_the_fix(aws_emulator, stacks, tmp_path):
+def test_create_config_without_lustre_names_the_fix_or_takes_an_existing_one(aws_emulator, stacks, tmp_path):
+    _, prereq = stacks
     aws_emulator.deploy(PREREQ, "hp-nofsx", {"VpcStackName": "hp-vpc", "CreateFsxLustre": "false"})
     try:
-        args = [
-            "--stack",
-            "hp-nofsx",
-            "--cluster-name",
-            "c",
-            "--controller",
-            "ml.m5.large",
-            "--worker",
-            "ml.c5.large:1",
-        ]
-        done = run_tool(aws_emulator, "create_config.py", *args, "--out-dir", str(tmp_path))
-        assert (
-            done.returncode == 2 and "--fsx-file-system-id" in done.stderr and "--subnet" not in done.stderr
-        )
-        done = run_tool(
-            aws_emulator, "create_config.py", *args, "--subnet", "backup", "--out-dir", str(tmp_path)
-        )
+        args = ["--stack", "hp-nofsx", "--cluster-name", "c", "--controller", "ml.m5.large"]
+        args += ["--worker", "ml.c5.large:1", "--out-dir", str(tmp_path)]
+        done = run_tool(aws_emulator, "create_config.py", *args)
+        assert done.returncode == 2 and "--fsx-file-system-id" in done.stderr
+        done = run_tool(aws_emulator, "create_config.py", *args, "--subnet", "backup")
         assert done.returncode == 2 and "has no backup subnet" in done.stderr
+        done = run_tool(
+            aws_emulator, "create_config.py", *args, "--fsx-file-system-id", "fs-0123456789abcdef0"
+        )
+        assert done.returncode == 2 and "no FSx for Lustre file system with this id" in done.stderr
+        assert not (tmp_path / "cluster-config.json").exists()
+        existing = prereq["FsxLustreFileSystemId"]  # another stack's file system, looked up by id
+        done = run_tool(aws_emulator, "create_config.py", *args, "--fsx-file-system-id", existing)
+        assert done.returncode == 0, done.stderr
+        params = json.loads((tmp_path / "provisioning_parameters.json").read_text())
+        assert (params["fsx_dns_name"], params["fsx_mountname"]) == (
+            prereq["FsxLustreDnsName"],
+            prereq["FsxLustreMountName"],
+        )
     finally:
         aws_emulator.delete("hp-nofsx")
 
