@@ -6,7 +6,7 @@
 # so a developer laptop still gets the rest of `make test` (tests needing these skip with a reason).
 set -euo pipefail
 
-packages=(slurmctld slurmd slurm-client munge prometheus prometheus-node-exporter gettext-base systemd)
+packages=(slurmctld slurmd slurm-client munge prometheus prometheus-node-exporter gettext-base systemd openmpi-bin)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

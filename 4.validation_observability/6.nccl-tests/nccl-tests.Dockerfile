@@ -1,6 +1,7 @@
 # nccl-tests for EFA instances: NCCL and nccl-tests built from source, GDRCopy, and the EFA user space
 # (libfabric, rdma-core, Open MPI and aws-ofi-nccl from the EFA installer). Used by slurm/nccl-tests.sbatch
-# (pyxis/enroot) and kubernetes/nccl-tests.yaml-template (MPIJob).
+# (pyxis/enroot), kubernetes/nccl-tests.yaml-template (MPIJob) and the AWS Batch multi-node job definition of
+# 1.architectures/3.aws-batch (batch_mnp.py: one mpirun across the job's nodes).
 # Build (from this folder): make container   — ARG defaults come from 2.ami_and_containers/versions.yaml.
 ARG CUDA_DEVEL_IMAGE=nvidia/cuda:12.9.1-devel-ubuntu22.04
 FROM ${CUDA_DEVEL_IMAGE}
@@ -53,7 +54,11 @@ RUN gencode="${NVCC_GENCODE:--gencode=arch=compute_80,code=sm_80 -gencode=arch=c
 ENV LD_LIBRARY_PATH=/opt/nccl/lib:/opt/amazon/ofi-nccl/lib:/opt/amazon/efa/lib:/opt/amazon/openmpi/lib:/opt/gdrcopy/lib:/usr/local/cuda/lib64:/usr/local/nvidia/lib:/usr/local/nvidia/lib64
 ENV PATH=/opt/nccl-tests:/opt/amazon/openmpi/bin:/opt/amazon/efa/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+# The AWS Batch multi-node launcher (python3 from the system, standard library only). Last, so editing it
+# rebuilds one small layer.
+COPY --chmod=755 batch_mnp.py /usr/local/bin/batch_mnp.py
+
 # checkov:skip=CKV_DOCKER_7:the base tag comes from ARG CUDA_DEVEL_IMAGE, pinned in versions.yaml (a test rejects latest)
 # checkov:skip=CKV_DOCKER_2:a benchmark job has no service to health-check; Slurm and the MPI operator watch the processes
-# checkov:skip=CKV_DOCKER_3:MPIJob workers run sshd, which needs root; pyxis/enroot run the container as the submitting user
+# checkov:skip=CKV_DOCKER_3:MPIJob workers and Batch child nodes run sshd, which needs root; pyxis/enroot run the container as the submitting user
 CMD ["all_reduce_perf", "-b", "8", "-e", "1G", "-f", "2", "-g", "1"]

@@ -1,9 +1,15 @@
 """AWS Batch template: README walkthrough on the emulator (VPC -> Batch by exports, submit-job), the
-EFA mapping against instance-types.yaml, and offline rendering of capacity and placement conditions.
+EFA mapping against instance-types.yaml, offline rendering of capacity and placement conditions, and the
+job's command: the image's batch_mnp.py launcher, one rank per GPU (the launcher itself is run for real
+across local nodes by 4.validation_observability/6.nccl-tests/tests/test_batch_mnp.py).
 The emulator has no placement groups: the walkthrough runs with UsePlacementGroup=false (README)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +23,7 @@ TEMPLATE = FOLDER / "aws-batch-nccl.yaml"
 INSTANCE_TYPES = yaml.safe_load((FOLDER.parent / "instance-types.yaml").read_text())["instance_types"]
 VPC_TEMPLATE = FOLDER.parent / "1.vpc_network" / "vpc-one-az.yaml"
 IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/nccl-tests:v2.17.9"
+NCCL_TESTS = FOLDER.parents[1] / "4.validation_observability" / "6.nccl-tests"
 
 
 def active(items: list, conditions: dict[str, bool]) -> list:
@@ -31,6 +38,18 @@ def active(items: list, conditions: dict[str, bool]) -> list:
         else:
             kept.append(item)
     return kept
+
+
+def job_container(template: dict) -> dict:
+    node_range = template["Resources"]["NcclTestsJobDefinition"]["Properties"]["NodeProperties"]
+    return node_range["NodeRangeProperties"][0]["Container"]
+
+
+def job_command(template: dict, instance_type: str) -> list[str]:
+    """The container command with its FindInMap items resolved for the instance type."""
+    mapping = template["Mappings"]["EfaByInstanceType"][instance_type]
+    command = job_container(template)["Command"]
+    return [mapping[item["Fn::FindInMap"][2]] if isinstance(item, dict) else item for item in command]
 
 
 def rendered(overrides: dict[str, str]):
@@ -164,3 +183,47 @@ def test_imports_are_exports_of_the_vpc_stack():
 def test_bad_parameters_are_rejected(overrides, message):
     with pytest.raises(TemplateParameterError, match=message):
         rendered(overrides)
+
+
+@pytest.mark.parametrize("instance_type", sorted(load_template(TEMPLATE)["Mappings"]["EfaByInstanceType"]))
+def test_job_runs_one_mpirun_over_all_nodes_with_one_rank_per_gpu(instance_type):
+    template = load_template(TEMPLATE)
+    gpus = str(INSTANCE_TYPES[instance_type]["accelerator"]["count"])
+    assert job_command(template, instance_type) == [
+        "batch_mnp.py", "--slots", gpus, "--ssh", "--",
+        "/opt/nccl-tests/all_reduce_perf",
+        "-b", "8", "-e", "16G", "-f", "2", "-g", "1", "-c", "1", "-n", "100",
+    ]  # fmt: skip
+    requirements = {r["Type"]: r["Value"] for r in job_container(template)["ResourceRequirements"]}
+    gpu_requirement = requirements["GPU"]["Fn::FindInMap"]
+    assert template["Mappings"][gpu_requirement[0]][instance_type][gpu_requirement[2]] == gpus
+
+
+def test_nccl_tests_arguments_are_those_of_the_slurm_job():
+    """One set of nccl-tests arguments: the Batch job's are the sbatch's defaults (6.nccl-tests)."""
+    sbatch = (
+        FOLDER.parents[1] / "4.validation_observability/6.nccl-tests/slurm/nccl-tests.sbatch"
+    ).read_text()
+    line = re.search(r'command=\("\$NCCL_TESTS_DIR/\$\{test\}_perf"(.*?)\)', sbatch, re.DOTALL)[1]
+    sbatch_args = [re.sub(r'^"\$\{\w+:-(.*)\}"$', r"\1", word) for word in line.split()]
+    batch_args = job_command(load_template(TEMPLATE), "p5.48xlarge")
+    assert batch_args[batch_args.index("/opt/nccl-tests/all_reduce_perf") + 1 :] == sbatch_args
+
+
+def test_command_is_the_launcher_the_image_installs_and_its_options_parse():
+    dockerfile = (NCCL_TESTS / "nccl-tests.Dockerfile").read_text()
+    assert "COPY --chmod=755 batch_mnp.py /usr/local/bin/batch_mnp.py" in dockerfile
+    assert "!batch_mnp.py" in (NCCL_TESTS / ".dockerignore").read_text().splitlines()
+    command = job_command(load_template(TEMPLATE), "p5.48xlarge")
+    outside_batch = {k: v for k, v in os.environ.items() if not k.startswith("AWS_BATCH_")}
+    result = subprocess.run(
+        [sys.executable, str(NCCL_TESTS / command[0]), *command[1:]],
+        env=outside_batch,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    # The options are read first: what is left to complain about is the Batch environment only.
+    assert result.returncode == 2
+    assert result.stderr.startswith("batch_mnp: error: AWS_BATCH_JOB_NUM_NODES is not set"), result.stderr
