@@ -22,9 +22,13 @@ from typing import Any
 
 import boto3
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 
 FOLDER = Path(__file__).resolve().parent
+sys.path.insert(0, str(FOLDER.parent))
+
+from stack_outputs import ConfigError, stack_outputs  # noqa: E402 - 1.architectures/stack_outputs.py
+
 TEMPLATES = {path.stem: path for path in sorted((FOLDER / "clusters").glob("*.yaml"))}
 INSTANCE_TYPES = FOLDER.parent / "instance-types.yaml"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -49,30 +53,6 @@ MANAGED_LUSTRE = {
     "DataCompressionType": "LZ4",
     "DeletionPolicy": "Retain",
 }
-
-
-class ConfigError(Exception):
-    """Bad input; the message is one line naming it and the fix."""
-
-
-def stack_outputs(cloudformation: Any, stack: str, region: str, required: tuple[str, ...]) -> dict[str, str]:
-    """``{OutputKey: OutputValue}`` of ``stack``; every ``required`` key present or ConfigError."""
-    try:
-        found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            raise ConfigError(
-                f"stack {stack!r} not found in region {region}: deploy it first, or pass --region where it is"
-            ) from None
-        raise ConfigError(f"cannot read stack {stack!r} in region {region}: {exc}") from None
-    outputs = {item["OutputKey"]: item["OutputValue"] for item in found.get("Outputs", [])}
-    missing = [key for key in required if key not in outputs]
-    if missing:
-        raise ConfigError(
-            f"stack {stack!r} has no output {missing[0]!r}: is it a stack of the expected template? "
-            "Redeploy it from this repository's template"
-        )
-    return outputs
 
 
 def efa_devices(instance_type: str) -> int:

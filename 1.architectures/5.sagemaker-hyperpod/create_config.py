@@ -33,9 +33,10 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 FOLDER = Path(__file__).resolve().parent
-sys.path.insert(0, str(FOLDER / "LifecycleScripts" / "base-config"))
+sys.path[:0] = [str(FOLDER / "LifecycleScripts" / "base-config"), str(FOLDER.parent)]
 
 from hyperpod_lifecycle import config as lifecycle_config  # noqa: E402 - the lifecycle program's parser
+from stack_outputs import ConfigError, stack_outputs  # noqa: E402 - 1.architectures/stack_outputs.py
 
 PREREQ_OUTPUTS = ("VpcStackName", "LifecycleBucketName", "ExecutionRoleArn")
 VPC_OUTPUTS = ("PrimaryPrivateSubnetId", "EfaSecurityGroupId", "FsxLustreSecurityGroupId")
@@ -45,30 +46,6 @@ INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 CONTROLLER_GROUP, LOGIN_GROUP = "controller-machine", "login-group"
 DEFAULT_VOLUME_GIB = 500
 LIFECYCLE_PREFIX = "base-config"
-
-
-class ConfigError(Exception):
-    """Bad input; the message is one line naming it and the fix."""
-
-
-def stack_outputs(cloudformation: Any, stack: str, region: str, required: tuple[str, ...]) -> dict[str, str]:
-    """``{OutputKey: OutputValue}`` of ``stack``; every ``required`` key present or ConfigError."""
-    try:
-        found = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            raise ConfigError(
-                f"stack {stack!r} not found in region {region}: deploy it first, or pass --region where it is"
-            ) from None
-        raise ConfigError(f"cannot read stack {stack!r} in region {region}: {exc}") from None
-    outputs = {item["OutputKey"]: item["OutputValue"] for item in found.get("Outputs", [])}
-    missing = [key for key in required if key not in outputs]
-    if missing:
-        raise ConfigError(
-            f"stack {stack!r} has no output {missing[0]!r}: is it a stack of the expected template? "
-            "Redeploy it from this repository's template"
-        )
-    return outputs
 
 
 def parse_group(text: str, option: str, with_partition: bool) -> dict[str, Any]:
