@@ -42,34 +42,38 @@ def test_cli_up_status_down_prints_the_environment(tmp_path):
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
 
     up = cli("up")
-    assert up.returncode == 0, up.stderr
-    assert "export AWS_ENDPOINT_URL=https://127.0.0.1:" in up.stdout  # TLS, as AWS endpoints
-    assert f"AWS_CA_BUNDLE={state / 'tls.crt'}" in up.stdout
-    assert "AWS_ACCESS_KEY_ID=testing" in up.stdout and "AWS_DEFAULT_REGION=us-east-1" in up.stdout
-    twice = cli("up")
-    assert twice.returncode == 1 and "an emulator runs there; stop it first" in twice.stderr
-    assert "AWS emulator running" in cli("status").stdout
-    exports = up.stdout.splitlines()[-1].removeprefix("export ").split()
-    aws_env = {**env, **dict(item.split("=", 1) for item in exports)}
-    caller = subprocess.run(
-        [str(Path(sys.executable).parent / "aws"), "sts", "get-caller-identity"],
-        capture_output=True,
-        text=True,
-        env=aws_env,
-        timeout=120,
-        check=False,
-    )
-    assert caller.returncode == 0 and '"Account": "123456789012"' in caller.stdout, caller.stderr
-    untrusted = subprocess.run(
-        [str(Path(sys.executable).parent / "aws"), "sts", "get-caller-identity"],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in aws_env.items() if k != "AWS_CA_BUNDLE"},  # the system's CAs only
-        timeout=120,
-        check=False,
-    )
-    assert untrusted.returncode != 0 and "SSL" in untrusted.stderr  # the certificate is really checked
-    assert cli("down").returncode == 0 and not state.exists()
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "export AWS_ENDPOINT_URL=https://127.0.0.1:" in up.stdout  # TLS, as AWS endpoints
+        assert f"AWS_CA_BUNDLE={state / 'tls.crt'}" in up.stdout
+        assert "AWS_ACCESS_KEY_ID=testing" in up.stdout and "AWS_DEFAULT_REGION=us-east-1" in up.stdout
+        twice = cli("up")
+        assert twice.returncode == 1 and "an emulator runs there; stop it first" in twice.stderr
+        assert "AWS emulator running" in cli("status").stdout
+        exports = up.stdout.splitlines()[-1].removeprefix("export ").split()
+        aws_env = {**env, **dict(item.split("=", 1) for item in exports)}
+        caller = subprocess.run(
+            [str(Path(sys.executable).parent / "aws"), "sts", "get-caller-identity"],
+            capture_output=True,
+            text=True,
+            env=aws_env,
+            timeout=120,
+            check=False,
+        )
+        assert caller.returncode == 0 and '"Account": "123456789012"' in caller.stdout, caller.stderr
+        untrusted = subprocess.run(
+            [str(Path(sys.executable).parent / "aws"), "sts", "get-caller-identity"],
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in aws_env.items() if k != "AWS_CA_BUNDLE"},  # the system's CAs only
+            timeout=120,
+            check=False,
+        )
+        assert untrusted.returncode != 0 and "SSL" in untrusted.stderr  # the certificate is really checked
+        assert cli("down").returncode == 0 and not state.exists()
+    finally:  # a failed assertion above must not leave the server running
+        if (state / "emulator.json").exists():
+            cli("down")
     gone = cli("status")
     assert gone.returncode == 1 and "no emulator state" in gone.stderr and "testbed.aws up" in gone.stderr
 
