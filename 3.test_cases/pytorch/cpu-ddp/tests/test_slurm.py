@@ -30,6 +30,15 @@ def submit(cluster, run_dir: Path, *args: str, **env: str):
     )
 
 
+def failure_report(job) -> str:
+    """What a failed job said: its error lines (a rank's own message comes before the launcher's long
+    traceback, which would fill a plain tail), then the tail of its output."""
+    lines = job.output().splitlines()
+    markers = ("error", "terminate", "abort", "exception", "what()", "gloo", "signal", "traceback")
+    errors = [line for line in lines if any(m in line.lower() for m in markers) and "step " not in line]
+    return "\n".join(["error lines:", *errors[:60], "tail:", *lines[-40:]])
+
+
 def wait_for_checkpoint(run_dir: Path, job, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not list((run_dir / "checkpoints").glob("step-*/COMPLETE")):
@@ -62,7 +71,7 @@ def test_requeued_job_resumes_from_checkpoint(local_slurm, run_dir):
     )
     wait_for_checkpoint(run_dir, job)
     local_slurm.requeue(job)
-    assert job.wait(timeout=300) == "COMPLETED", job.output()[-3000:]
+    assert job.wait(timeout=300) == "COMPLETED", failure_report(job)
     assert job.restart_count == 1
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     resumes = [e for e in events if e.get("event") == "resume"]
