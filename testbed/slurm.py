@@ -102,9 +102,24 @@ ReturnToService=1
 SlurmdTimeout=30
 KillWait=2
 InactiveLimit=0
+# srun's listening ports, outside the kernel's ephemeral range: after a requeue, slurmctld and the old
+# slurmstepd keep sending to the dead srun's ports for a while, and one of those ports can meanwhile be
+# a gloo listener of the restarted job (bind to port 0), which aborts on a foreign message.
+SrunPortRange={srun_ports}
 {hook_lines}{node_lines}
 {partition_lines}
 """
+
+
+def srun_port_range(width: int = 2000) -> str:
+    """``first-last`` ports for ``SrunPortRange``, just outside the kernel's ephemeral port range."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    if high + width <= 65535:  # the highest port
+        return f"{high + 1}-{high + width}"
+    return f"{max(1024, low - width)}-{low - 1}"
 
 
 class SlurmError(RuntimeError):
@@ -347,6 +362,7 @@ class LocalSlurm:
                 user=pwd.getpwuid(os.getuid()).pw_name,
                 state=self.state_dir,
                 cred_expire=CRED_EXPIRE_S,
+                srun_ports=srun_port_range(),
                 hook_lines=self._hook_lines(),
                 node_lines=node_lines,
                 partition_lines=self._partition_lines(),

@@ -5,6 +5,7 @@ All tests run real daemons. Tests on the shared ``local_slurm`` leave every node
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -65,6 +66,40 @@ def test_two_node_job_runs_one_task_per_node(local_slurm: LocalSlurm) -> None:
     assert job.exit_code == 0
     assert job.nodes == ["n1", "n2"]
     assert sorted(job.output().split("\n")[:2]) == ["n1 0", "n2 1"]
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports process ``pid`` listens on (its socket inodes matched against /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_srun_listens_outside_the_ephemeral_port_range(local_slurm: LocalSlurm) -> None:
+    low, high = map(int, slurm.srun_port_range().split("-"))
+    ephemeral = tuple(map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()))
+    assert high < ephemeral[0] or low > ephemeral[1]
+    marker = f"srun-port-probe-{os.getpid()}"
+    job = local_slurm.submit(_script(f"srun --job-name={marker} sleep 4", nodes=2))
+    deadline, ports = time.monotonic() + 30, set()
+    while not ports and time.monotonic() < deadline:
+        probe = ["pgrep", "-f", f"srun --job-name={marker}"]
+        found = subprocess.run(probe, capture_output=True, text=True, check=False)
+        for pid in found.stdout.split():
+            with contextlib.suppress(OSError):
+                ports |= _listening_ports(int(pid))
+        time.sleep(0.2)
+    assert job.wait(60) == "COMPLETED"
+    assert ports and all(low <= port <= high for port in ports), (ports, low, high)
 
 
 def test_failing_job_ends_failed_with_its_exit_code(local_slurm: LocalSlurm) -> None:
