@@ -102,9 +102,8 @@ ReturnToService=1
 SlurmdTimeout=30
 KillWait=2
 InactiveLimit=0
-# srun's listening ports, outside the kernel's ephemeral range: after a requeue, slurmctld and the old
-# slurmstepd keep sending to the dead srun's ports for a while, and one of those ports can meanwhile be
-# a gloo listener of the restarted job (bind to port 0), which aborts on a foreign message.
+# srun's listening ports, outside the kernel's ephemeral range: messages still sent to a dead srun
+# (after a requeue) can never reach another process's listener, e.g. a gloo rank's (bound to port 0).
 SrunPortRange={srun_ports}
 {hook_lines}{node_lines}
 {partition_lines}
