@@ -131,8 +131,18 @@ class Validator:
         self.iam = session.client("iam")
         self.config, self.params, self.report = config, params, report
         self.groups = {g.get("InstanceGroupName"): g for g in config["InstanceGroups"]}
-        self.vpc_ids: set[str] = set()
-        self.zones: list[str] = []
+        self.subnets = {
+            subnet_id: self.find_subnet(subnet_id) for subnet_id in config["VpcConfig"]["Subnets"]
+        }
+        found = [subnet for subnet in self.subnets.values() if subnet]
+        self.vpc_ids = {subnet["VpcId"] for subnet in found}
+        self.zones = [subnet["AvailabilityZone"] for subnet in found]
+
+    def find_subnet(self, subnet_id: str) -> dict[str, Any] | None:
+        try:
+            return self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+        except ClientError:
+            return None
 
     def run(self) -> None:
         self.check_groups()
@@ -173,16 +183,12 @@ class Validator:
             )
 
     def check_subnets(self) -> None:
-        for subnet_id in self.config["VpcConfig"]["Subnets"]:
-            try:
-                subnet = self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
-            except ClientError:
+        for subnet_id, subnet in self.subnets.items():
+            if subnet is None:
                 self.report.check(
                     False, f"subnet {subnet_id}", "not found in this region: check the VPC stack"
                 )
                 continue
-            self.vpc_ids.add(subnet["VpcId"])
-            self.zones.append(subnet["AvailabilityZone"])
             gateways = self.internet_routes(subnet)
             public_ips = subnet.get("MapPublicIpOnLaunch", False)
             private = not gateways and not public_ips
@@ -224,11 +230,16 @@ class Validator:
                     False, check, f"{instance_type!r} is not a SageMaker type: use ml.{instance_type}"
                 )
                 continue
+            if not self.zones:
+                self.report.check(
+                    False, check, "no subnet of VpcConfig found, so no zone to look the type up in"
+                )
+                continue
             missing = [zone for zone in self.zones if not self.offered(instance_type[3:], zone)]
             self.report.check(
                 not missing,
                 check,
-                f"{instance_type} offered in {', '.join(self.zones) or 'no zone (no subnet found)'}"
+                f"{instance_type} offered in {', '.join(self.zones)}"
                 if not missing
                 else f"{instance_type[3:]} is not offered in {', '.join(missing)}: choose another type or AZ",
             )
@@ -250,11 +261,11 @@ class Validator:
             )
             return
         for group in groups:
-            in_vpc = not self.vpc_ids or group["VpcId"] in self.vpc_ids
+            in_vpc = group["VpcId"] in self.vpc_ids
             self.report.check(
                 in_vpc,
                 f"security group {group['GroupId']}",
-                f"in {group['VpcId']}" if in_vpc else f"in {group['VpcId']}, not the subnet's VPC",
+                f"in {group['VpcId']}" if in_vpc else f"in {group['VpcId']}, not a VpcConfig subnet's VPC",
             )
         efa = [g["GroupId"] for g in groups if self.self_referencing(g)]
         self.report.check(

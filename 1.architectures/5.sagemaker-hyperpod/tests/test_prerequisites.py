@@ -307,6 +307,10 @@ def _no_self_egress(config, params, stacks, aws_emulator):
     config["VpcConfig"]["SecurityGroupIds"] = [gid, stacks[0]["FsxLustreSecurityGroupId"]]
 
 
+def _unknown_subnet(config, params, stacks, aws_emulator):
+    config["VpcConfig"]["Subnets"] = ["subnet-0123456789abcdef0"]
+
+
 def _wrong_mount_name(config, params, stacks, aws_emulator):
     params["fsx_mountname"] = "zzzzzzzz"
 
@@ -344,6 +348,8 @@ def _scripts_not_uploaded(config, params, stacks, aws_emulator):
 
 BROKEN = [  # what breaks, the first ✗ line, what it says, how many checks fail
     (_public_subnet, "✗ subnet subnet-", "is public (routes 0.0.0.0/0 to igw-", 1),
+    # nothing is judged against an unknown subnet: its zone (4 instance types) and VPC (2 groups) are unknown
+    (_unknown_subnet, "✗ subnet subnet-0123456789abcdef0", "not found in this region", 7),
     # the OpenZFS file system sits in the EFA group, so the cluster without it cannot reach /home either
     (_no_self_egress, "✗ EFA security group", "ingress) AND to itself (egress)", 2),
     # a changed provisioning_parameters.json also differs from the uploaded copy: two failures
