@@ -9,6 +9,7 @@ records its rank, world size, "host" and environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -43,15 +44,25 @@ sys.exit(int(sys.argv[3]) if rank == int(sys.argv[2]) else 0)
 STARTED: list[subprocess.Popen] = []
 
 
+def stop(process: subprocess.Popen) -> tuple[str, str]:
+    """Stop a launcher with everything it started (mpirun, orted, ranks, sshd), which may hold its pipes.
+
+    SIGTERM first, so mpirun stops the ranks it put in process groups of their own; then SIGKILL.
+    """
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return process.communicate(timeout=grace)
+    return "", "(output lost: a descendant of the launcher kept its pipes open)"
+
+
 @pytest.fixture(autouse=True)
 def _stop_leftover_nodes():
     """A failed assertion leaves nodes waiting: stop them (they would time out on their own)."""
     yield
     while STARTED:
-        process = STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+        stop(STARTED.pop())
 
 
 @pytest.fixture
@@ -69,6 +80,10 @@ def batch_env(node: int, nodes: int, main: int = 0, **extra: str) -> dict[str, s
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_BATCH_", "OMPI_", "BATCH_MNP_"))}
     env.update(AWS_BATCH_JOB_NUM_NODES=str(nodes), AWS_BATCH_JOB_NODE_INDEX=str(node))
     env.update(AWS_BATCH_JOB_MAIN_NODE_INDEX=str(main), OMPI_MCA_plm_rsh_agent=str(SHIM))
+    # The "nodes" are loopback addresses, so their network is lo. Left to itself, Open MPI leaves lo out
+    # whenever another interface is up and the orteds dial mpirun on that interface's address, which a
+    # sandbox may not route back to itself (mpirun then waits for its daemons forever).
+    env["OMPI_MCA_oob_tcp_if_include"] = "lo"
     if node != main:
         env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = "127.0.0.1"
     return {**env, **extra}
@@ -76,7 +91,9 @@ def batch_env(node: int, nodes: int, main: int = 0, **extra: str) -> dict[str, s
 
 def start(env: dict[str, str], *args: str, command: list[str] | None = None) -> subprocess.Popen:
     argv = [sys.executable, str(LAUNCHER), *args, "--", *(command or ["true"])]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     STARTED.append(process)
     return process
 
@@ -85,9 +102,8 @@ def finish(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str, st
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(f"launcher did not finish:\n{out}\n{err}")
+        out, err = stop(process)
+        pytest.fail(f"launcher did not finish in {timeout:g} s:\n{out}\n{err}")
     return process.returncode, out, err
 
 
