@@ -236,6 +236,9 @@ class LocalSlurm:
         )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
         self.env["SLURM_CONF"] = str(self.conf_path)
+        # A Python process of a job that dies of a fatal signal (a rank's SIGABRT) prints its threads'
+        # Python tracebacks into the job's output: where it died, not only that it did.
+        self.env.setdefault("PYTHONFAULTHANDLER", "1")
         self._pids: dict[str, int] = {}
         self._procs: dict[str, subprocess.Popen] = {}
         self._scripts = 0

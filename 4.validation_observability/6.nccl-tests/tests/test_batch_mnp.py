@@ -42,6 +42,7 @@ sys.exit(int(sys.argv[3]) if rank == int(sys.argv[2]) else 0)
 
 
 STARTED: list[subprocess.Popen] = []
+NODE_TMP: list[Path] = []  # this test's temporary folder for the "nodes" (TMPDIR), set per test
 
 
 def stop(process: subprocess.Popen) -> tuple[str, str]:
@@ -58,8 +59,11 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _stop_leftover_nodes():
-    """A failed assertion leaves nodes waiting: stop them (they would time out on their own)."""
+def _nodes(tmp_path):
+    """Each test's own TMPDIR (Open MPI's session folders); afterwards, stop the nodes a failed assertion
+    left waiting (they would time out on their own)."""
+    NODE_TMP[:] = [tmp_path / "tmp"]
+    NODE_TMP[0].mkdir()
     yield
     while STARTED:
         stop(STARTED.pop())
@@ -84,6 +88,7 @@ def batch_env(node: int, nodes: int, main: int = 0, **extra: str) -> dict[str, s
     # whenever another interface is up and the orteds dial mpirun on that interface's address, which a
     # sandbox may not route back to itself (mpirun then waits for its daemons forever).
     env["OMPI_MCA_oob_tcp_if_include"] = "lo"
+    env["TMPDIR"] = str(NODE_TMP[0])  # ssh_shim.py gives each other "host" a folder of its own below it
     if node != main:
         env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = "127.0.0.1"
     return {**env, **extra}

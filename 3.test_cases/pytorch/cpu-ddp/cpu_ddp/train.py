@@ -38,8 +38,8 @@ def init_distributed() -> tuple[int, int]:
 
 
 def shutdown_distributed() -> None:
-    """Leave the group together: a rank destroying gloo while a peer is still in its last
-    collective aborts that peer ("terminate called without an active exception")."""
+    """Leave the group together: a rank that destroys its group while a peer is still in the last
+    collective closes that peer's connections under it."""
     dist.barrier()
     dist.destroy_process_group()
 

@@ -52,7 +52,7 @@ def wait_for_checkpoint(run_dir: Path, job, timeout: float = 180) -> None:
 @pytest.mark.slurm
 def test_two_node_job_trains_across_both_nodes(local_slurm, run_dir):
     job = submit(local_slurm, run_dir, "--preset", "tiny", "--record-samples", "--min-accuracy", "0.8")
-    assert job.wait(timeout=240) == "COMPLETED", job.output()[-3000:]
+    assert job.wait(timeout=240) == "COMPLETED", failure_report(job)
     assert job.exit_code == 0
     assert job.nodes == ["n1", "n2"]
     ranks = [json.loads((run_dir / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -66,14 +66,8 @@ def test_two_node_job_trains_across_both_nodes(local_slurm, run_dir):
 
 @pytest.mark.slurm
 def test_requeued_job_resumes_from_checkpoint(local_slurm, run_dir):
-    # As a cluster job should run: torchrun restarts the workers from the last checkpoint when a rank
-    # dies. The requeued run's gloo group has been seen to abort a rank on this loopback test bed (about
-    # one full-suite run in three), never the first run's; the restart absorbs that, as on a cluster.
     job = submit(
-        local_slurm,
-        run_dir,
-        *("--preset", "digits", "--step-delay-s", "0.05", "--min-accuracy", "0.9"),
-        MAX_RESTARTS="1",
+        local_slurm, run_dir, "--preset", "digits", "--step-delay-s", "0.05", "--min-accuracy", "0.9"
     )
     wait_for_checkpoint(run_dir, job)
     local_slurm.requeue(job)
@@ -81,9 +75,9 @@ def test_requeued_job_resumes_from_checkpoint(local_slurm, run_dir):
     assert job.restart_count == 1
     events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     resumes = [e for e in events if e.get("event") == "resume"]
-    assert 1 <= len(resumes) <= 2 and resumes[0]["step"] >= 100  # the requeue (+ a worker restart)
+    assert len(resumes) == 1 and resumes[0]["step"] >= 100
     final = [e for e in events if e.get("event") == "eval"]
-    assert final and final[-1]["step"] == 400 and final[-1]["accuracy"] >= 0.9
+    assert len(final) == 1 and final[0]["step"] == 400 and final[0]["accuracy"] >= 0.9
     steps = [e["step"] for e in events if "loss" in e]
     assert steps[-1] == 400 and set(steps) == set(range(1, 401))
 

@@ -45,7 +45,8 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 
 
 def shutdown_distributed() -> None:
-    """Leave together: destroying gloo while a peer is in its last collective aborts the peer."""
+    """Leave together: a rank that destroys its group while a peer is in the last collective closes
+    that peer's connections under it."""
     dist.barrier()
     dist.destroy_process_group()
 
