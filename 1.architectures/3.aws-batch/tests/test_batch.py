@@ -97,6 +97,8 @@ def test_deployed_launch_template_and_compute_environment(aws_emulator):
     resources = environment["computeResources"]
     assert resources["subnets"] == [exports["bvpc-PrimaryPrivateSubnetId"]]
     assert resources["instanceTypes"] == ["p4d.24xlarge"] and "placementGroup" not in resources
+    (job,) = batch.describe_job_definitions(jobDefinitions=[outputs["JobDefinitionArn"]])["jobDefinitions"]
+    assert job["timeout"] == {"attemptDurationSeconds": 3600}  # a hung mpirun does not run forever
     aws_emulator.delete("bbatch")
     aws_emulator.delete("bvpc")
 
@@ -177,6 +179,7 @@ def test_imports_are_exports_of_the_vpc_stack():
         ({"NcclTestsImage": "example/nccl-tests:latest"}, r"NcclTestsImage=.* does not match: .*version tag"),
         ({"NcclTestsImage": "example/nccl-tests"}, r"NcclTestsImage=.* does not match"),
         ({"NumNodes": "1"}, r"NumNodes=1 is outside \[2, 64\]"),
+        ({"JobTimeoutSeconds": "30"}, r"JobTimeoutSeconds=30 is outside \[60, 86400\]"),
         ({"UsePlacementGroup": "yes"}, r"UsePlacementGroup='yes' is not one of"),
     ],
 )

@@ -84,9 +84,8 @@ def batch_env(node: int, nodes: int, main: int = 0, **extra: str) -> dict[str, s
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_BATCH_", "OMPI_", "BATCH_MNP_"))}
     env.update(AWS_BATCH_JOB_NUM_NODES=str(nodes), AWS_BATCH_JOB_NODE_INDEX=str(node))
     env.update(AWS_BATCH_JOB_MAIN_NODE_INDEX=str(main), OMPI_MCA_plm_rsh_agent=str(SHIM))
-    # The "nodes" are loopback addresses, so their network is lo. Left to itself, Open MPI leaves lo out
-    # whenever another interface is up and the orteds dial mpirun on that interface's address, which a
-    # sandbox may not route back to itself (mpirun then waits for its daemons forever).
+    # The "nodes" are loopback addresses, so their network is lo: keep Open MPI's daemons on it (left to
+    # itself, Open MPI leaves lo out whenever another interface is up and dials that interface's address).
     env["OMPI_MCA_oob_tcp_if_include"] = "lo"
     env["TMPDIR"] = str(NODE_TMP[0])  # ssh_shim.py gives each other "host" a folder of its own below it
     if node != main:
