@@ -34,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     code = main()
     # Leave without the interpreter's teardown. FSDP keeps the process group alive in C++ past
-    # destroy_process_group(), so its gloo threads still run while the interpreter and C++ statics are torn
-    # down, and that race aborts a rank that has finished ("terminate called without an active exception",
-    # SIGABRT): 7 of 32 two-rank exits on a loaded machine, 0 of 32 like this. Everything is written already.
+    # destroy_process_group() (on CPU its gloo threads still run at exit), and the teardown racing those
+    # threads aborts a rank that has finished ("terminate called without an active exception", SIGABRT;
+    # with DDP, which does the same, 7 of 32 two-rank exits on a loaded machine, 0 of 32 like this).
+    # Everything is written already.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
