@@ -42,7 +42,6 @@ sys.exit(int(sys.argv[3]) if rank == int(sys.argv[2]) else 0)
 
 
 STARTED: list[subprocess.Popen] = []
-NODE_TMP: list[Path] = []  # this test's temporary folder for the "nodes" (TMPDIR), set per test
 
 
 def stop(process: subprocess.Popen) -> tuple[str, str]:
@@ -59,11 +58,12 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _nodes(tmp_path):
-    """Each test's own TMPDIR (Open MPI's session folders); afterwards, stop the nodes a failed assertion
-    left waiting (they would time out on their own)."""
-    NODE_TMP[:] = [tmp_path / "tmp"]
-    NODE_TMP[0].mkdir()
+def _nodes(tmp_path, monkeypatch):
+    """Each test's own TMPDIR for the nodes (Open MPI's session folders; ssh_shim.py gives each other
+    "host" a folder of its own below it); afterwards, stop the nodes a failed assertion left waiting
+    (they would time out on their own)."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # batch_env copies it into every node
     yield
     while STARTED:
         stop(STARTED.pop())
@@ -87,7 +87,6 @@ def batch_env(node: int, nodes: int, main: int = 0, **extra: str) -> dict[str, s
     # The "nodes" are loopback addresses, so their network is lo: keep Open MPI's daemons on it (left to
     # itself, Open MPI leaves lo out whenever another interface is up and dials that interface's address).
     env["OMPI_MCA_oob_tcp_if_include"] = "lo"
-    env["TMPDIR"] = str(NODE_TMP[0])  # ssh_shim.py gives each other "host" a folder of its own below it
     if node != main:
         env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = "127.0.0.1"
     return {**env, **extra}
