@@ -273,3 +273,4 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (throughput, collectives) into bench-results/*.json; never asserted in tests."""
     session.run(sys.executable, "benchmarks/run.py", *session.posargs)
     session.run(sys.executable, "benchmarks/fsdp.py")
+    session.run(sys.executable, "benchmarks/fsdp_data.py")

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Training step metrics (``metrics.jsonl``) as a node-exporter textfile, so Prometheus scrapes them.
 
-The training scripts of this repository write one JSON record per step to ``<run_dir>/metrics.jsonl``
-(cpu-ddp: ``step, epoch, loss, lr, samples_per_s, step_time_s, mem_gib``; FSDP: ``step, loss, lr,
-tokens_per_s, tflops, mfu_pct, mem_gib``) plus event records with an ``event`` key (``checkpoint``,
-``resume``, ``eval``). This tool turns the newest of them into Prometheus gauges in the node
-exporter's textfile-collector format, written atomically to ``<textfile-dir>/training_<run>.prom``:
+The training scripts of this repository write one JSON record per log step to ``<run_dir>/metrics.jsonl``
+(the test-case contract's keys: ``step, loss, tokens_per_s`` or ``samples_per_s`` per device, ``tflops,
+mfu_pct, mem_gib, step_time_s``, plus ``lr``, ``epoch`` or ``grad_norm``) and event records with an
+``event`` key (``start``, ``checkpoint``, ``resume``, ``eval``/``val``, ``summary``). This tool turns
+the newest of them into Prometheus gauges in the node exporter's textfile-collector format, written
+atomically to ``<textfile-dir>/training_<run>.prom``:
 
 - every numeric field of the newest step record -> ``training_<field>{run}``, with the unit in the
   field name turned into Prometheus base units (``_per_s`` -> ``_per_second``, ``_s`` -> ``_seconds``,

@@ -14,10 +14,9 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
  && pip install --no-cache-dir "numpy==${NUMPY_VERSION}" "scikit-learn==${SCIKIT_LEARN_VERSION}"
 
 WORKDIR /workspace/cpu-ddp
-COPY ddp.py ./
-COPY cpu_ddp/ cpu_ddp/
+COPY src/ src/
 
 # checkov:skip=CKV_DOCKER_7:the base tag comes from ARG PYTHON_SLIM_IMAGE, pinned in versions.yaml (a test rejects latest)
 # checkov:skip=CKV_DOCKER_2:a batch training job has no service to health-check; the scheduler watches the process
 # checkov:skip=CKV_DOCKER_3:pyxis/enroot run the container as the submitting user, and on EKS the pod securityContext sets the user
-CMD ["torchrun", "--nproc-per-node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:29500", "ddp.py", "--preset", "tiny"]
+CMD ["torchrun", "--nproc-per-node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:29500", "src/train.py", "--preset", "tiny"]

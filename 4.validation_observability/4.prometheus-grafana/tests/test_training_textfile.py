@@ -18,7 +18,7 @@ from promql_check import FIXTURES
 from testbed.system import require_programs
 
 TOOL = Path(training_textfile.__file__)
-CPU_DDP = FIXTURES / "cpu-ddp-metrics.jsonl"  # recorded from a real `ddp.py --preset tiny` run
+CPU_DDP = FIXTURES / "cpu-ddp-metrics.jsonl"  # recorded from a real cpu-ddp `make local PRESET=tiny` run
 FSDP = (
     FIXTURES / "fsdp-metrics.jsonl"
 )  # recorded from a real FSDP `train.py --preset tiny --max-steps 30` run

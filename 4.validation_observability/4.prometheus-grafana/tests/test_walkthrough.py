@@ -19,7 +19,7 @@ def test_readme_local_walkthrough(artifacts_root):
     result = run_walkthrough(README, "local", artifacts_root / "wt-prom-local", timeout=300)
     assert result.returncode == 0, result.output[-4000:]
     assert result.output.count("SUCCESS") == 3
-    assert 'training_loss{run="cpu-ddp"} 0.6040804386138916' in result.output
+    assert 'training_loss{run="cpu-ddp"} 0.48726364970207214' in result.output
     assert 'training_step{run="cpu-ddp"} 60.0' in result.output
 
 

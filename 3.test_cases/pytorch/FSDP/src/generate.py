@@ -4,7 +4,7 @@
     python src/generate.py           # write the files (make generate)
     python src/generate.py --check   # exit 1 naming every file that differs (a test runs this)
 
-The presets are read from training/presets.py without importing torch; EFA device counts and
+The presets are read from fsdp/presets.py without importing torch; EFA device counts and
 GPUDirect RDMA come from the repository's one file of instance facts, 1.architectures/instance-types.yaml.
 """
 
@@ -31,7 +31,7 @@ def efa_facts(instance_type: str) -> tuple[int, bool]:
 
 
 def load_presets() -> dict:
-    spec = importlib.util.spec_from_file_location("presets", FOLDER / "src" / "training" / "presets.py")
+    spec = importlib.util.spec_from_file_location("presets", FOLDER / "src" / "fsdp" / "presets.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["presets"] = module
     spec.loader.exec_module(module)
@@ -39,7 +39,7 @@ def load_presets() -> dict:
 
 
 def nproc(preset) -> int:
-    return preset.gpus_per_node or 2  # CPU presets: two ranks per node
+    return preset.launch.gpus_per_node or 2  # CPU presets: two ranks per node
 
 
 def fill(template: str, values: dict[str, str]) -> str:
@@ -51,11 +51,18 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 
 def sbatch(name: str, preset) -> str:
-    exclusive = "#SBATCH --exclusive\n" if preset.gpus_per_node else ""
+    exclusive = "#SBATCH --exclusive\n" if preset.launch.gpus_per_node else ""
     template = (FOLDER / "templates" / "sbatch.template").read_text()
     return fill(
         template,
-        {"preset": name, "nodes": str(preset.nodes), "nproc": str(nproc(preset)), "exclusive": exclusive},
+        {
+            "preset": name,
+            "nodes": str(preset.launch.nodes),
+            "nproc": str(nproc(preset)),
+            "exclusive": exclusive,
+            # GPU runs write to shared storage; the CPU presets (local tests, laptops) beside the script.
+            "run_root": "$SHARED_DIR/fsdp/runs" if preset.launch.gpus_per_node else "$SLURM_SUBMIT_DIR/runs",
+        },
     )
 
 
@@ -69,8 +76,8 @@ def _yaml_lines(items: list[tuple[str, str]], indent: int, env: bool) -> str:
 
 
 def manifest(name: str, preset) -> str:
-    if preset.gpus_per_node:
-        efa, rdma = efa_facts(preset.instance_type)
+    if preset.launch.gpus_per_node:
+        efa, rdma = efa_facts(preset.launch.instance_type)
         env = [
             ("FI_PROVIDER", "efa"),
             ("FI_EFA_USE_HUGE_PAGE", "0"),
@@ -83,7 +90,10 @@ def manifest(name: str, preset) -> str:
         ]
         if rdma:
             env.append(("FI_EFA_USE_DEVICE_RDMA", "1"))
-        resources = [("nvidia.com/gpu", str(preset.gpus_per_node)), ("vpc.amazonaws.com/efa", str(efa))]
+        resources = [
+            ("nvidia.com/gpu", str(preset.launch.gpus_per_node)),
+            ("vpc.amazonaws.com/efa", str(efa)),
+        ]
     else:
         env = [("GLOO_SOCKET_IFNAME", "eth0")]
         resources = [("cpu", "2"), ("memory", "8Gi")]
@@ -93,7 +103,7 @@ def manifest(name: str, preset) -> str:
         {
             "preset": name,
             "job_name": name.replace("_", "-"),
-            "nodes": str(preset.nodes),
+            "nodes": str(preset.launch.nodes),
             "nproc": str(nproc(preset)),
             "env": _yaml_lines(env, 16, env=True),
             "resources": _yaml_lines(resources, 18, env=False),

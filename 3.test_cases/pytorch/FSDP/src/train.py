@@ -5,7 +5,7 @@
     python src/train.py --preset tiny --max-steps 10     # one process, no torchrun
     python src/train.py --help                           # every option
 
-Presets: ``training/presets.py``. On GPU: bf16 mixed precision and NCCL; on CPU: fp32 and gloo.
+Presets: ``fsdp/presets.py``. On GPU: bf16 mixed precision and NCCL; on CPU: fp32 and gloo.
 """
 
 from __future__ import annotations
@@ -13,21 +13,26 @@ from __future__ import annotations
 import os
 import sys
 
-from training.checkpoint import CheckpointError
-from training.config import ConfigError, config_from_args
-from training.data import DataError
+from fsdp.config import ConfigError, config_from_args
+
+
+def fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr, flush=True)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(argv)
-        # Imported after validation: torch and transformers take seconds to import.
-        from training.trainer import train  # noqa: PLC0415
+    except ConfigError as exc:
+        return fail(exc)
+    # Imported after validation: torch and transformers take seconds to import.
+    from fsdp.trainer import USER_ERRORS, train  # noqa: PLC0415
 
+    try:
         train(config)
-    except (ConfigError, CheckpointError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+    except USER_ERRORS as exc:
+        return fail(exc)
     return 0
 
 

@@ -1,11 +1,13 @@
-"""Presets, meta-device builds, initialisation and the FLOPs formula (in process, no torchrun)."""
+"""Meta-device builds, initialisation and the FLOPs formula (in process, no torchrun)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
-from training.model import build_meta_model, flops_per_token, hf_config, initialise, parameter_counts
-from training.presets import PRESETS
+from fsdp.model import build_meta_model, counted_flops, flops_per_token, hf_config, initialise
+from fsdp.presets import PRESETS
 
 # Published sizes (total parameters, billions).
 EXPECTED_BILLIONS = {
@@ -23,49 +25,50 @@ EXPECTED_BILLIONS = {
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_BILLIONS))
 def test_every_preset_builds_on_meta_with_its_published_size(name):
-    model = build_meta_model(PRESETS[name])
+    model = build_meta_model(PRESETS[name].arch)
     assert all(p.is_meta for p in model.parameters())  # no real memory allocated
     total = sum(p.numel() for p in model.parameters())
     assert total / 1e9 == pytest.approx(EXPECTED_BILLIONS[name], abs=0.006)
 
 
 def test_cpu_presets_are_small():
-    assert parameter_counts(PRESETS["tiny"])["total"] < 500_000
-    assert 10e6 < parameter_counts(PRESETS["small"])["total"] < 100e6
+    assert PRESETS["tiny"].arch.parameter_counts()["total"] < 500_000
+    assert 10e6 < PRESETS["small"].arch.parameter_counts()["total"] < 100e6
 
 
-def test_preset_architecture_details_reach_the_hf_config():
-    config = hf_config(PRESETS["llama3_1_8b"])
-    assert (
-        config.rope_parameters["rope_type"] == "llama3" and config.rope_parameters["rope_theta"] == 500000.0
-    )
-    assert config.num_key_value_heads == 8 and not config.tie_word_embeddings
-    assert hf_config(PRESETS["llama3_2_1b"]).tie_word_embeddings
-    mixtral = hf_config(PRESETS["mixtral_8x7b"])
-    assert (mixtral.num_local_experts, mixtral.num_experts_per_tok) == (8, 2)
-    assert type(hf_config(PRESETS["mathstral_7b"])).__name__ == "MistralConfig"
+def test_flops_count_the_output_projection_and_active_experts_only():
+    mixtral = PRESETS["mixtral_8x7b"].arch.parameter_counts()
+    assert mixtral["flops"] / 1e9 == pytest.approx(12.75, abs=0.01)  # 2 of 8 experts, plus the head
+    arch = PRESETS["llama3_1_8b"].arch
+    counts = arch.parameter_counts()
+    assert counts["flops"] == counts["total"] - counts["embedding"]  # untied: the head counts
+    assert flops_per_token(arch, 8192) == 6 * counts["flops"] + 12 * 32 * 32 * 128 * 8192
+    tied = PRESETS["llama3_2_1b"].arch.parameter_counts()
+    assert tied["flops"] == tied["total"]  # tied: the one shared matrix is the output projection's too
 
 
-def test_moe_flops_count_active_experts_only():
-    counts = parameter_counts(PRESETS["mixtral_8x7b"])
-    assert counts["active_non_embedding"] / 1e9 == pytest.approx(12.6, abs=0.1)
-    preset = PRESETS["llama3_1_8b"]
-    n = parameter_counts(preset)["active_non_embedding"]
-    assert flops_per_token(preset, n) == 6 * n + 12 * 32 * 32 * 128 * 8192
+@pytest.mark.parametrize(("name", "tie"), [("small", False), ("small", True)])
+def test_flops_formula_agrees_with_torch_flop_counter(name, tie):
+    arch = dataclasses.replace(PRESETS[name].arch, tie_embeddings=tie)
+    seq_len = PRESETS[name].training.seq_len
+    formula = flops_per_token(arch, seq_len) * seq_len
+    ratio = counted_flops(arch, seq_len) / formula
+    # The formula leaves out only element-wise work (norms, rotary, softmax), which the counter ignores.
+    assert ratio == pytest.approx(1.0, abs=0.005)
 
 
 def test_initialisation_matches_hf_rules_and_is_deterministic():
-    preset = PRESETS["tiny"]
-    model = build_meta_model(preset).to_empty(device="cpu")
+    arch = PRESETS["tiny"].arch
+    model = build_meta_model(arch).to_empty(device="cpu")
     initialise(model, seed=7)
     params = dict(model.named_parameters())
-    assert torch.equal(params["model.norm.weight"], torch.ones(preset.hidden_size))
+    assert torch.equal(params["model.norm.weight"], torch.ones(arch.hidden_size))
     q = params["model.layers.0.self_attn.q_proj.weight"]
     assert q.std().item() == pytest.approx(0.02, rel=0.05) and abs(q.mean().item()) < 2e-3
-    reference = build_meta_model(preset).to_empty(device="cpu")
+    reference = build_meta_model(arch).to_empty(device="cpu")
     initialise(reference, seed=7)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters(), strict=True))
     # Rotary buffers, empty after the meta build, equal a model built for real.
     with torch.device("cpu"):
-        real = type(model)(hf_config(preset))
+        real = type(model)(hf_config(arch))
     assert torch.equal(model.model.rotary_emb.inv_freq, real.model.rotary_emb.inv_freq)

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from fsdp.config import config_from_args
+from fsdp.data import load_packed
+from fsdp.model import build_meta_model, initialise
+from fsdp.trainer import build_optimizer, causal_lm_loss
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-from training.config import config_from_args
-from training.data import load_packed
-from training.model import build_meta_model, initialise
-from training.trainer import build_optimizer, causal_lm_loss
 
 from testbed.ports import free_port
 
@@ -33,12 +34,12 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     )
 
 
-def torchrun(run_dir: Path, *args: str, max_restarts: int = 0) -> subprocess.CompletedProcess:
+def torchrun(run_dir: Path, *args: str, max_restarts: int = 0, nproc: int = 2) -> subprocess.CompletedProcess:
     return run(
         [
             str(BIN / "torchrun"),
             "--nproc-per-node",
-            "2",
+            str(nproc),
             "--rdzv-backend",
             "c10d",
             "--rdzv-endpoint",
@@ -88,11 +89,11 @@ def reference_run(artifacts_root) -> Path:
 def single_process_reference(steps: int) -> tuple[list[float], dict]:
     """The same training with no FSDP and no process group: one model, the whole global batch at once."""
     config = config_from_args(TINY)
-    model = build_meta_model(config.model).to_empty(device="cpu")
+    model = build_meta_model(config.arch).to_empty(device="cpu")
     initialise(model, config.seed)
     optimizer, scheduler = build_optimizer(model, config)
-    data = load_packed("", config.model.seq_len, config.seed)
-    global_batch = config.model.micro_batch_size * 2
+    data = load_packed("", config.training.seq_len, config.seed)
+    global_batch = config.training.micro_batch_size * 2
     trajectory = []
     for step in range(steps):
         inputs, targets = data.batch(data.sample_indices(step * global_batch, global_batch))
@@ -171,10 +172,54 @@ def test_kill_inside_checkpoint_leaves_previous_one_usable(run_dir):
     first_attempt = losses(run_dir)
     again = single(run_dir, *args)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"warning: skipping incomplete checkpoint {partial}" in again.stderr
+    assert f"warning: skipping checkpoint {partial}: no COMPLETE marker" in again.stderr
     assert f"resumed from {run_dir / 'checkpoints' / 'step-00000020'} at step 20" in again.stdout
     assert (partial / "COMPLETE").is_file()
     assert losses(run_dir) == first_attempt  # steps 21..40 retrained identically
+
+
+def test_hsdp_two_by_two_equals_the_one_dimensional_run(reference_run, run_dir):
+    """4 ranks as 2 replica groups x 2 shards, micro-batch 2: the reference's global batches of 8."""
+    steps = 12
+    args = ["--preset", "tiny", "--max-steps", str(steps), "--val-every", "0", "--micro-batch-size", "2"]
+    result = torchrun(run_dir, *args, "--dp-replicate", "2", nproc=4)
+    assert result.returncode == 0, result.stderr[-3000:]
+    start = next(r for r in records(run_dir) if r.get("event") == "start")
+    assert start["layout"] == "2 x 2" and start["world_size"] == 4
+    got, expected = losses(run_dir), losses(reference_run)
+    torch.testing.assert_close(
+        [got[s] for s in range(1, steps + 1)],
+        [expected[s] for s in range(1, steps + 1)],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_log_every_records_log_steps_only(reference_run, run_dir):
+    result = single(
+        run_dir, *TINY[:2], "--max-steps", "12", "--val-every", "0", "--log-every", "5", "--grad-accum", "2"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    got, expected = losses(run_dir), losses(reference_run)
+    assert sorted(got) == [5, 10, 12]  # every 5th step and the last
+    torch.testing.assert_close([got[s] for s in got], [expected[s] for s in got], rtol=1e-4, atol=1e-5)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert len(lines) == 3 and not any(line.startswith("{") for line in result.stdout.splitlines())
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(reference_run, run_dir):
+    shutil.copytree(reference_run / "checkpoints", run_dir / "checkpoints")
+    newest = run_dir / "checkpoints" / "step-00000060"
+    shard = next(newest.glob("*.distcp"))
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated, as a full disk or a killed copy leaves it
+    result = single(run_dir, *TINY, "--grad-accum", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        f"warning: skipping checkpoint {newest}: {shard.name} has 100 bytes, the manifest says"
+        in result.stderr
+    )
+    assert f"resumed from {run_dir / 'checkpoints' / 'step-00000040'} at step 40" in result.stdout
+    assert sorted(losses(run_dir)) == list(range(41, 61))
 
 
 def test_two_rank_checkpoint_continues_on_one_rank(reference_run, run_dir):

@@ -94,7 +94,8 @@ def test_torchrun_gets_nproc_per_node_and_the_training_cli() -> None:
     command = container["command"] + container.get("args", [])
     assert command[0] == "torchrun"
     assert torchrun_flag(command, "--nproc-per-node") == "4"
-    script = command.index("ddp.py")
+    script = command.index("src/train.py")
+    assert (CASE_DIR / command[script]).is_file()  # the path the image holds (workingDir + COPY src/)
     assert torchrun_flag(command[script:], "--preset") == "wide"
     assert torchrun_flag(command[script:], "--checkpoint-dir") == "/fsx/x/ckpt"
     assert container["workingDir"] == "/workspace/cpu-ddp"

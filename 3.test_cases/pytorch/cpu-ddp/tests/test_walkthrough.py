@@ -1,7 +1,10 @@
-"""The README's Slurm walkthrough, run as written: cluster up, sbatch, output, cluster down."""
+"""The README's walkthroughs, run as written in a copy of the repository; every other command block is
+marked illustrative with the reason it cannot run here."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,36 @@ from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+CASE = "3.test_cases/pytorch/cpu-ddp"
+# The comment line right before a fenced bash block: a walkthrough this file runs, or why it cannot run.
+BLOCK = re.compile(r"^(?:(<!--[^\n]*-->)\n)?```bash\n", re.MULTILINE)
+WALKTHROUGHS = {"local", "slurm"}
+
+
+def test_every_command_block_is_run_or_says_why_not():
+    blocks = [m.group(1) or "" for m in BLOCK.finditer(README.read_text())]
+    assert blocks, "no bash blocks found"
+    for marker in blocks:
+        walkthrough = re.fullmatch(r"<!--\s*walkthrough:\s*([\w.-]+)\s*-->", marker)
+        illustrative = re.fullmatch(r"<!--\s*illustrative:\s*(\S[^>]*?)\s*-->", marker)
+        assert (walkthrough and walkthrough.group(1) in WALKTHROUGHS) or illustrative, (
+            f"a bash block in {README} is preceded by {marker!r}; mark it '<!-- walkthrough: NAME -->' "
+            "(run by this file) or '<!-- illustrative: why it cannot run here -->'"
+        )
+
+
+@pytest.mark.slow
+def test_readme_local_walkthrough_trains_here(artifacts_root):
+    result = run_walkthrough(README, "local", artifacts_root / "wt-local", timeout=600)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "--log-every" in result.output  # --help
+    assert result.output.count("held-out accuracy") == 2  # make local, then one process
+    run_dir = result.workdir / CASE / "runs" / "local"
+    summary = json.loads((run_dir / "result.json").read_text())
+    assert summary["world_size"] == 2 and summary["step"] == 60
+    assert (run_dir / "checkpoints" / "step-00000060" / "COMPLETE").is_file()
+    one_process = json.loads((result.workdir / CASE / "runs" / "one-process" / "result.json").read_text())
+    assert one_process["world_size"] == 1 and one_process["step"] == 20
 
 
 @pytest.mark.slurm
@@ -23,9 +56,10 @@ def test_readme_slurm_walkthrough_trains_and_leaves_nothing_running(artifacts_ro
     assert "LocalSlurm up: n1, n2" in result.output
     assert "rendezvous 127.0.0.1:" in result.output
     assert "held-out accuracy" in result.output
+    assert "/src/train.py --preset wide --run-dir " in result.output  # the DRY_RUN line
     assert "stopped and removed" in result.output
     conf = result.workdir / ".testbed" / "slurm" / "slurm.conf"
     assert not conf.exists()
     assert cluster_processes(conf) == []
-    run_dirs = list((result.workdir / "3.test_cases/pytorch/cpu-ddp/runs").glob("cpu-ddp-*"))
-    assert len(run_dirs) == 1 and (run_dirs[0] / "result.json").is_file()
+    run_dirs = list((result.workdir / CASE / "runs").glob("cpu-ddp-*"))
+    assert len(run_dirs) == 1 and json.loads((run_dirs[0] / "result.json").read_text())["step"] == 60

@@ -16,39 +16,44 @@ from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, MixtralConfig, PretrainedConfig
 
-from .presets import ModelPreset
+from .presets import Architecture
 
 INITIALIZER_RANGE = 0.02
 _CONFIG_CLASSES = {"llama": LlamaConfig, "mistral": MistralConfig, "mixtral": MixtralConfig}
 
 
-def hf_config(preset: ModelPreset) -> PretrainedConfig:
-    """The transformers config for a preset (sdpa attention, no KV cache)."""
+def hf_config(arch: Architecture, attention: str = "sdpa") -> PretrainedConfig:
+    """The transformers config for an architecture (no KV cache). Every value that changes the
+    computation is set explicitly, so no transformers default (such as MistralConfig's 4096-token
+    sliding window) decides what model is trained."""
     kwargs = dict(
-        hidden_size=preset.hidden_size,
-        num_hidden_layers=preset.num_layers,
-        num_attention_heads=preset.num_heads,
-        num_key_value_heads=preset.num_kv_heads,
-        intermediate_size=preset.intermediate_size,
-        vocab_size=preset.vocab_size,
-        max_position_embeddings=preset.max_position_embeddings,
-        rms_norm_eps=preset.rms_norm_eps,
-        tie_word_embeddings=preset.tie_embeddings,
-        rope_parameters=dict(preset.rope_parameters),
+        hidden_size=arch.hidden_size,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
+        num_key_value_heads=arch.num_kv_heads,
+        head_dim=arch.head_dim,
+        intermediate_size=arch.intermediate_size,
+        vocab_size=arch.vocab_size,
+        max_position_embeddings=arch.max_position_embeddings,
+        rms_norm_eps=arch.rms_norm_eps,
+        tie_word_embeddings=arch.tie_embeddings,
+        rope_parameters=arch.rope_parameters,
         initializer_range=INITIALIZER_RANGE,
         use_cache=False,
     )
-    if preset.family == "mixtral":
-        kwargs.update(num_local_experts=preset.num_experts, num_experts_per_tok=preset.experts_per_token)
-    config = _CONFIG_CLASSES[preset.family](**kwargs)
-    config._attn_implementation = "sdpa"
+    if arch.family in {"mistral", "mixtral"}:
+        kwargs["sliding_window"] = arch.sliding_window
+    if arch.family == "mixtral":
+        kwargs.update(num_local_experts=arch.num_experts, num_experts_per_tok=arch.experts_per_token)
+    config = _CONFIG_CLASSES[arch.family](**kwargs)
+    config._attn_implementation = attention
     return config
 
 
-def build_meta_model(preset: ModelPreset) -> nn.Module:
+def build_meta_model(arch: Architecture, attention: str = "sdpa") -> nn.Module:
     """The model with every parameter on the meta device: shapes only, no memory."""
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(hf_config(preset), attn_implementation="sdpa")
+        return AutoModelForCausalLM.from_config(hf_config(arch, attention), attn_implementation=attention)
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -107,27 +112,22 @@ def initialise(model: nn.Module, seed: int) -> None:
         getattr(rotary, buffer_name).copy_(value)
 
 
-def parameter_counts(preset: ModelPreset) -> dict[str, int]:
-    """Total, embedding, non-embedding, and active non-embedding (MoE: top-k experts) parameters."""
-    model = build_meta_model(preset)
-    total = sum(p.numel() for p in model.parameters())
-    embedding = model.model.embed_tokens.weight.numel()
-    if not preset.tie_embeddings:
-        embedding += model.lm_head.weight.numel()
-    non_embedding = total - embedding
-    active = non_embedding
-    if preset.num_experts:
-        expert_params = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)
-        active -= expert_params * (preset.num_experts - preset.experts_per_token) // preset.num_experts
-    return {
-        "total": total,
-        "embedding": embedding,
-        "non_embedding": non_embedding,
-        "active_non_embedding": active,
-    }
+def counted_flops(arch: Architecture, seq_len: int, seed: int = 0) -> int:
+    """FLOPs of one forward + backward of one sequence as torch counts them (``FlopCounterMode``), to
+    check ``flops_per_token`` against. Eager attention: the counter sees its matmuls, not CPU sdpa."""
+    from torch.utils.flop_counter import FlopCounterMode  # noqa: PLC0415
+
+    model = build_meta_model(arch, attention="eager").to_empty(device="cpu")
+    initialise(model, seed)
+    tokens = torch.randint(0, arch.vocab_size, (1, seq_len))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=tokens).logits.sum().backward()
+    return counter.get_total_flops()
 
 
-def flops_per_token(preset: ModelPreset, active_non_embedding: int) -> float:
-    """Training FLOPs per token: 6·N + 12·L·H·Q·T (PaLM / torchtitan convention)."""
-    head_dim = preset.hidden_size // preset.num_heads
-    return 6 * active_non_embedding + 12 * preset.num_layers * preset.num_heads * head_dim * preset.seq_len
+def flops_per_token(arch: Architecture, seq_len: int) -> float:
+    """Training FLOPs per token: 6·N + 12·L·H·Q·T (PaLM / torchtitan convention). N is every parameter
+    but the input embedding (the output projection counts, tied or not; MoE: the active experts only);
+    the second term is attention's scores and weighted sum at full, unmasked length T."""
+    n = arch.parameter_counts()["flops"]
+    return 6 * n + 12 * arch.num_layers * arch.num_heads * arch.head_dim * seq_len

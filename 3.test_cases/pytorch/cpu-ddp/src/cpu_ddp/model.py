@@ -1,4 +1,4 @@
-"""The model: a plain single-device MLP. Wrapping in DDP happens in ``train.wrap_model`` only."""
+"""The model: a plain single-device MLP. Wrapping in DDP happens in ``trainer.wrap_model`` only."""
 
 from __future__ import annotations
 
@@ -16,3 +16,13 @@ def build_model(num_features: int, hidden_sizes: tuple[int, ...], num_classes: i
         width = hidden
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_sample(model: nn.Module) -> int:
+    """Training FLOPs per sample: 6·N with N all parameters (forward 2N, backward 4N: the gradients
+    with respect to the inputs and to the weights). An MLP has no embedding and no attention term."""
+    return 6 * parameter_count(model)

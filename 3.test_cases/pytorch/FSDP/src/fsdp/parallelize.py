@@ -3,7 +3,10 @@
 Order matters and is fixed: activation checkpointing wraps each decoder layer first (so recompute
 happens inside the layer), then each layer is compiled (so compile sees the checkpointed region),
 then FSDP2 shards each decoder layer and finally the root (embeddings, final norm, output head), so
-parameters are gathered one layer at a time.
+parameters are gathered one layer at a time. On a 2-D mesh (replicate x shard) the same calls give
+HSDP: parameters sharded within a group, gradients all-reduced across groups. One process needs no
+sharding: in fp32 (the CPU) the model stays a plain module, since FSDP2 on one rank only adds copies;
+on one GPU FSDP2 stays for its bf16 mixed precision (and CPU offload).
 """
 
 from __future__ import annotations
@@ -11,11 +14,29 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointImpl, checkpoint_wrapper
-from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
 from .config import TrainConfig
 from .model import decoder_layers
+
+
+def needs_fsdp(config: TrainConfig, device: torch.device, world_size: int) -> bool:
+    """FSDP2 shards across ranks; on one rank it is only worth its mixed precision or offload."""
+    return world_size > 1 or precision_policy(config, device).param_dtype is not None or config.cpu_offload
+
+
+def build_mesh(
+    config: TrainConfig, device: torch.device, world_size: int, replicas: int
+) -> DeviceMesh | None:
+    """None when nothing is wrapped; a 1-D ``shard`` mesh for FSDP; ``replicate x shard`` for HSDP."""
+    if not needs_fsdp(config, device, world_size):
+        return None
+    if replicas == 1:
+        return init_device_mesh(device.type, (world_size,), mesh_dim_names=("shard",))
+    return init_device_mesh(
+        device.type, (replicas, world_size // replicas), mesh_dim_names=("replicate", "shard")
+    )
 
 
 def precision_policy(config: TrainConfig, device: torch.device) -> MixedPrecisionPolicy:
@@ -26,7 +47,9 @@ def precision_policy(config: TrainConfig, device: torch.device) -> MixedPrecisio
     return MixedPrecisionPolicy()
 
 
-def parallelize(model: nn.Module, config: TrainConfig, mesh: DeviceMesh, device: torch.device) -> nn.Module:
+def parallelize(
+    model: nn.Module, config: TrainConfig, mesh: DeviceMesh | None, device: torch.device
+) -> nn.Module:
     """Apply activation checkpointing -> compile -> fully_shard(layer) for each layer -> fully_shard(root)."""
     layers = decoder_layers(model)
     # 1. Activation checkpointing: keep only layer inputs, recompute the rest in backward.
@@ -37,6 +60,8 @@ def parallelize(model: nn.Module, config: TrainConfig, mesh: DeviceMesh, device:
     if config.compile:
         for index, layer in enumerate(layers):
             layers[index] = torch.compile(layer)
+    if mesh is None:
+        return model
     # 3. FSDP2: one parameter group per decoder layer, then the root for what is left.
     shard_kwargs = {"mesh": mesh, "mp_policy": precision_policy(config, device)}
     if config.cpu_offload:

@@ -1,0 +1,10 @@
+"""DDP over gloo on CPU: a small classifier trained on scikit-learn's bundled handwritten digits.
+
+Reading order: ``config`` (presets, what a run depends on), ``data`` (the fixed split, each rank's
+batches), ``model`` (the single-device MLP, FLOPs per sample), ``checkpoint`` (what a checkpoint
+holds), ``trainer`` (the loop; the one place DDP wrapping happens).
+
+Shared by every trainer of this repository and kept byte-identical (a drift test checks): ``distributed``
+(joining and leaving the group), ``run_folder``, ``atomic_checkpoint`` (the atomic, verified writer),
+``faults`` (resilience drills) and ``metrics`` (``metrics.jsonl``, peaks, MFU).
+"""
