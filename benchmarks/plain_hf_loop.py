@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ PRESETS_FILE = Path(__file__).resolve().parents[1] / "3.test_cases/pytorch/FSDP/
 def small_preset():
     spec = importlib.util.spec_from_file_location("fsdp_presets", PRESETS_FILE)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module.PRESETS["small"]
 

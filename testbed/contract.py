@@ -26,6 +26,9 @@ _BLOCK = re.compile(r"<!--\s*contract\s*-->\s*\n```yaml\n(.*?)```", re.DOTALL)
 _TARGET = re.compile(r"^([a-z][a-z0-9-]*):(?!=)", re.MULTILINE)
 _VARIABLE = re.compile(r"^([A-Z][A-Z0-9_]*)[ \t]*\?=[ \t]*(.*)$", re.MULTILINE)
 _SECTION = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
+_SHELL_BLOCK = re.compile(r"^(?:(<!--[^\n]*-->)\n)?```(?:bash|sh|console)\n", re.MULTILINE)
+_WALKTHROUGH = re.compile(r"<!--\s*walkthrough:\s*([\w.-]+)\s*-->")
+_ILLUSTRATIVE = re.compile(r"<!--\s*illustrative:\s*\S[^>]*-->")
 SAMPLE_IMAGE = "registry.example/test-case:contract"
 
 
@@ -134,7 +137,26 @@ def _readme(folder: Path) -> list[str]:
     order = [s for s in sections if s in expected]
     if order != expected:
         return [f"README.md sections are in the order {order}; the contract's is {expected}"]
-    return []
+    return _readme_blocks(folder, path.read_text(encoding="utf-8"))
+
+
+def _readme_blocks(folder: Path, text: str) -> list[str]:
+    """Every shell block is run by tests/test_walkthrough.py or says, in its marker, why it cannot be."""
+    runner = folder / "tests" / "test_walkthrough.py"
+    runs = runner.read_text(encoding="utf-8") if runner.is_file() else ""
+    problems = []
+    for number, match in enumerate(_SHELL_BLOCK.finditer(text), start=1):
+        marker = match[1] or ""
+        walkthrough = _WALKTHROUGH.fullmatch(marker)
+        if walkthrough and f'"{walkthrough[1]}"' in runs:
+            continue
+        if not walkthrough and _ILLUSTRATIVE.fullmatch(marker):
+            continue
+        problems.append(
+            f"README.md shell block {number} is neither a walkthrough tests/test_walkthrough.py runs nor "
+            "marked '<!-- illustrative: why it cannot run here -->'"
+        )
+    return problems
 
 
 def _tests(folder: Path) -> list[str]:

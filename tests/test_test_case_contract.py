@@ -84,6 +84,11 @@ def break_sbatch(folder: Path) -> None:
     script.write_text(script.read_text().replace("set -euo pipefail", "set -euo pipefail\nexit 3", 1))
 
 
+def unmark_block(folder: Path) -> None:
+    readme = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(re.sub(r"<!-- illustrative:[^>]*-->\n", "", readme, count=1))
+
+
 def break_manifest(folder: Path) -> None:
     template = next((folder / "kubernetes").iterdir())
     template.write_text(template.read_text().replace("replicas:", "replica_count:", 1))
@@ -98,8 +103,9 @@ def break_manifest(folder: Path) -> None:
         (drop_section, "README.md has no '## Results' section"),
         (break_sbatch, "DRY_RUN=1 bash slurm/cpu-ddp.sbatch fails"),
         (break_manifest, "does not validate"),
+        (unmark_block, "is neither a walkthrough tests/test_walkthrough.py runs nor marked"),
     ],
-    ids=["test file", "requirements", "make target", "readme section", "sbatch", "manifest"],
+    ids=["test file", "requirements", "make target", "readme section", "sbatch", "manifest", "readme block"],
 )
 def test_a_removed_piece_is_named_in_one_line(good_copy, tmp_path, change, message):
     folder = broken(good_copy, tmp_path, change)

@@ -1,10 +1,9 @@
-"""The README's walkthroughs, run as written in a copy of the repository; every other command block is
-marked illustrative with the reason it cannot run here."""
+"""The README's walkthroughs ("local", "slurm"), run as written in a copy of the repository. That every
+other command block is marked illustrative, with the reason, is part of the test-case contract."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,6 @@ from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CASE = "3.test_cases/pytorch/cpu-ddp"
-# The comment line right before a fenced bash block: a walkthrough this file runs, or why it cannot run.
-BLOCK = re.compile(r"^(?:(<!--[^\n]*-->)\n)?```bash\n", re.MULTILINE)
-WALKTHROUGHS = {"local", "slurm"}
-
-
-def test_every_command_block_is_run_or_says_why_not():
-    blocks = [m.group(1) or "" for m in BLOCK.finditer(README.read_text())]
-    assert blocks, "no bash blocks found"
-    for marker in blocks:
-        walkthrough = re.fullmatch(r"<!--\s*walkthrough:\s*([\w.-]+)\s*-->", marker)
-        illustrative = re.fullmatch(r"<!--\s*illustrative:\s*(\S[^>]*?)\s*-->", marker)
-        assert (walkthrough and walkthrough.group(1) in WALKTHROUGHS) or illustrative, (
-            f"a bash block in {README} is preceded by {marker!r}; mark it '<!-- walkthrough: NAME -->' "
-            "(run by this file) or '<!-- illustrative: why it cannot run here -->'"
-        )
 
 
 @pytest.mark.slow

@@ -50,9 +50,11 @@ def hf_config(arch: Architecture, attention: str = "sdpa") -> PretrainedConfig:
     return config
 
 
-def build_meta_model(arch: Architecture, attention: str = "sdpa") -> nn.Module:
-    """The model with every parameter on the meta device: shapes only, no memory."""
-    with torch.device("meta"):
+def build_meta_model(
+    arch: Architecture, attention: str = "sdpa", device: str | torch.device = "meta"
+) -> nn.Module:
+    """The model with every parameter on the meta device (shapes only, no memory), or on ``device``."""
+    with torch.device(device):
         return AutoModelForCausalLM.from_config(hf_config(arch, attention), attn_implementation=attention)
 
 
