@@ -14,7 +14,7 @@ RUN_DIR ?= $(CURDIR)/runs/fsdp-tiny
 NODES ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup system-deps run test lint security docs bench gpu-check cluster-up cluster-down emulator-up emulator-down clean
+.PHONY: help setup system-deps run test lint security docs bench gpu-check sync sync-check cluster-up cluster-down emulator-up emulator-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ docs: setup ## build the site strictly into site/
 
 bench: setup ## benchmarks -> bench-results/*.json (with machine info)
 	$(NOX) -s bench
+
+sync: setup ## write every copied or generated file from its one source (common/, instance-types.yaml, templates)
+	$(VENV)/bin/python common/sync.py
+
+sync-check: setup ## name every copied or generated file that differs from its source (the tests run this)
+	$(VENV)/bin/python common/sync.py --check
 
 gpu-check: setup ## on a GPU machine: every gpu-marked test + FSDP llama3_2_1b bf16/compile on one GPU (< 8 min) -> bench-results/
 	$(VENV)/bin/python benchmarks/gpu_check.py

@@ -227,21 +227,13 @@ def shared_module_copies(root: Path = TEST_CASES) -> dict[str, list[Path]]:
     return {name: sorted(root.glob(f"**/src/*/{name}")) for name in rules()["shared_modules"]}
 
 
-def shared_module_drift(root: Path = TEST_CASES) -> list[str]:
-    """One line per shared module whose copies differ, or a trainer that lacks one of them."""
+def missing_shared_modules(root: Path = TEST_CASES) -> list[str]:
+    """One line per trainer package (one that holds any shared module) lacking one of them. That the
+    copies equal their source in common/trainer/ is common/sync.py's check (tests/test_sync.py)."""
     copies = shared_module_copies(root)
     packages = {path.parent for paths in copies.values() for path in paths}
-    problems = []
-    for name, paths in copies.items():
-        problems += [
-            f"{_name(package)}: no {name} (a shared module)"
-            for package in sorted(packages - {p.parent for p in paths})
-        ]
-        texts = {path: path.read_bytes() for path in paths}
-        if len(set(texts.values())) > 1:
-            first = paths[0]
-            drifted = [_name(p) for p in paths[1:] if texts[p] != texts[first]]
-            problems.append(
-                f"{name}: {', '.join(drifted)} differ from {_name(first)}; copy one version to all"
-            )
-    return problems
+    return [
+        f"{_name(package)}: no {name} (a shared module; run 'make sync')"
+        for name, paths in copies.items()
+        for package in sorted(packages - {p.parent for p in paths})
+    ]

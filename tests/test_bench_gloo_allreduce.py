@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))  # run.py imports its sibling stats.py, as when run as a script
+# run.py imports its sibling stats.py (the script's folder is on the path when it runs): register it by
+# name instead of putting benchmarks/ on sys.path, where benchmarks/fsdp.py would shadow the fsdp package.
+_stats_spec = importlib.util.spec_from_file_location("stats", ROOT / "benchmarks" / "stats.py")
+sys.modules["stats"] = importlib.util.module_from_spec(_stats_spec)
+_stats_spec.loader.exec_module(sys.modules["stats"])
 _spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
 bench_run = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_run)

@@ -1,38 +1,13 @@
-"""The validation tools share small modules by identical copies (each folder stays copyable on its own).
-
-A copy that drifts from its siblings fails here; fix one, then copy it to the others.
-"""
+"""The validation tools' requirements pin what pyproject.toml pins (their shared modules are copies that
+common/sync.py writes; tests/test_sync.py checks them)."""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION = ROOT / "4.validation_observability"
-COPIES = {
-    "instance_types.py": [
-        "1.pytorch-env-validation/env_validation",
-        "2.gpu-cluster-healthcheck/gpu_healthcheck",
-        "6.nccl-tests/nccl_bench",
-    ],
-    "output_contract.py": [
-        "1.pytorch-env-validation/env_validation",
-        "2.gpu-cluster-healthcheck/gpu_healthcheck",
-        "6.nccl-tests/nccl_bench",
-    ],
-    "nccl_output.py": ["2.gpu-cluster-healthcheck/gpu_healthcheck", "6.nccl-tests/nccl_bench"],
-}
-
-
-@pytest.mark.parametrize("module", sorted(COPIES))
-def test_copies_are_identical(module):
-    texts = {folder: (VALIDATION / folder / module).read_text() for folder in COPIES[module]}
-    first = next(iter(texts.values()))
-    drifted = [folder for folder, text in texts.items() if text != first]
-    assert not drifted, f"{module} differs in {drifted} from {COPIES[module][0]}; copy one version to all"
 
 
 def test_requirements_pin_what_pyproject_pins():

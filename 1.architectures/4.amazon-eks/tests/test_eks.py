@@ -51,14 +51,10 @@ def make(*args: str, cwd: Path = EKS) -> subprocess.CompletedProcess:
     )
 
 
-def test_committed_files_match_the_template_and_facts() -> None:
+def test_every_cluster_kind_has_a_generated_file() -> None:
+    # That they equal what the generator writes: tests/test_sync.py, with every other generated file.
     gen = generator()
-    expected = gen.generated_files()
-    assert len(CLUSTERS) == len(gen.CLUSTERS) == 7
-    stale = [
-        str(p.relative_to(EKS)) for p, text in expected.items() if not p.exists() or p.read_text() != text
-    ]
-    assert not stale, f"run `python3 generate.py` in 1.architectures/4.amazon-eks: {stale}"
+    assert len(CLUSTERS) == len(gen.CLUSTERS) == 7 and set(gen.generated_files()) >= set(CLUSTERS)
 
 
 def test_check_mode_names_a_drifted_file(tmp_path: Path) -> None:

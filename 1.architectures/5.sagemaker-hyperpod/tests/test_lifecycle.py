@@ -346,18 +346,6 @@ def test_pins_equal_versions_yaml() -> None:
     assert versions["components"]["pyxis"] == steps.PYXIS_VERSION
 
 
-def test_output_contract_is_the_validation_tools_copy() -> None:
-    ours = (BASE_CONFIG / "hyperpod_lifecycle" / "output_contract.py").read_text()
-    theirs = (
-        ROOT
-        / "4.validation_observability"
-        / "2.gpu-cluster-healthcheck"
-        / "gpu_healthcheck"
-        / "output_contract.py"
-    )
-    assert ours == theirs.read_text(), "copy gpu_healthcheck/output_contract.py over ours (or the reverse)"
-
-
 def test_the_program_needs_only_the_standard_library() -> None:
     allowed = set(sys.stdlib_module_names) | {"hyperpod_lifecycle"}
     for path in [BASE_CONFIG / "lifecycle.py", *BASE_CONFIG.glob("hyperpod_lifecycle/*.py")]:

@@ -25,15 +25,8 @@ def bash(script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_generated_files_match_templates():
-    result = subprocess.run(
-        [sys.executable, "src/generate.py", "--check"],
-        cwd=FOLDER,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+def test_every_preset_has_its_generated_files():
+    # That they equal what the generator writes: tests/test_sync.py, with every other generated file.
     assert len(PRESET_NAMES) == 11 and len(list((FOLDER / "slurm").glob("*.sbatch"))) == 11
 
 

@@ -4,7 +4,7 @@ Reading order: ``config`` (presets, what a run depends on), ``data`` (the fixed 
 batches), ``model`` (the single-device MLP, FLOPs per sample), ``checkpoint`` (what a checkpoint
 holds), ``trainer`` (the loop; the one place DDP wrapping happens).
 
-Shared by every trainer of this repository and kept byte-identical (a drift test checks): ``distributed``
+Copies of common/trainer/, written by common/sync.py (edit the source, then ``make sync``): ``distributed``
 (joining and leaving the group), ``run_folder``, ``atomic_checkpoint`` (the atomic, verified writer),
-``faults`` (resilience drills) and ``metrics`` (``metrics.jsonl``, peaks, MFU).
+``faults`` (resilience drills), ``metrics`` (``metrics.jsonl``, peaks, MFU) and ``device_peaks``.
 """
