@@ -15,6 +15,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import jinja2
 import yaml
 
 FOLDER = Path(__file__).resolve().parents[1]
@@ -42,36 +43,27 @@ def nproc(preset) -> int:
     return preset.launch.gpus_per_node or 2  # CPU presets: two ranks per node
 
 
-def fill(template: str, values: dict[str, str]) -> str:
-    for key, value in values.items():
-        template = template.replace("{{" + key + "}}", value)
-    if "{{" in template:
-        raise SystemExit(f"error: unfilled placeholder near {template[template.index('{{') :][:40]!r}")
-    return template
+def render(template: str, **values) -> str:
+    """``templates/<template>`` rendered by Jinja2 (strict: a name used without a value fails)."""
+    environment = jinja2.Environment(  # noqa: S701 - bash and YAML, not HTML: nothing to escape
+        loader=jinja2.FileSystemLoader(FOLDER / "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment.get_template(template).render(**values)
 
 
 def sbatch(name: str, preset) -> str:
-    exclusive = "#SBATCH --exclusive\n" if preset.launch.gpus_per_node else ""
-    template = (FOLDER / "templates" / "sbatch.template").read_text()
-    return fill(
-        template,
-        {
-            "preset": name,
-            "nodes": str(preset.launch.nodes),
-            "nproc": str(nproc(preset)),
-            "exclusive": exclusive,
-            # GPU runs write to shared storage; the CPU presets (local tests, laptops) beside the script.
-            "run_root": "$SHARED_DIR/fsdp/runs" if preset.launch.gpus_per_node else "$SLURM_SUBMIT_DIR/runs",
-        },
-    )
-
-
-def _yaml_lines(items: list[tuple[str, str]], indent: int, env: bool) -> str:
-    pad = " " * indent
-    if env:
-        return "\n".join(f'{pad}- name: {key}\n{pad}  value: "{value}"' for key, value in items)
-    return "\n".join(
-        f'{pad}{key}: "{value}"' if not value.isdigit() else f"{pad}{key}: {value}" for key, value in items
+    return render(
+        "sbatch.template",
+        preset=name,
+        nodes=preset.launch.nodes,
+        nproc=nproc(preset),
+        exclusive=bool(preset.launch.gpus_per_node),
+        # GPU runs write to shared storage; the CPU presets (local tests, laptops) beside the script.
+        run_root="$SHARED_DIR/fsdp/runs" if preset.launch.gpus_per_node else "$SLURM_SUBMIT_DIR/runs",
     )
 
 
@@ -90,24 +82,18 @@ def manifest(name: str, preset) -> str:
         ]
         if rdma:
             env.append(("FI_EFA_USE_DEVICE_RDMA", "1"))
-        resources = [
-            ("nvidia.com/gpu", str(preset.launch.gpus_per_node)),
-            ("vpc.amazonaws.com/efa", str(efa)),
-        ]
+        resources = [("nvidia.com/gpu", preset.launch.gpus_per_node), ("vpc.amazonaws.com/efa", efa)]
     else:
         env = [("GLOO_SOCKET_IFNAME", "eth0")]
-        resources = [("cpu", "2"), ("memory", "8Gi")]
-    template = (FOLDER / "templates" / "pytorchjob.yaml.template").read_text()
-    return fill(
-        template,
-        {
-            "preset": name,
-            "job_name": name.replace("_", "-"),
-            "nodes": str(preset.launch.nodes),
-            "nproc": str(nproc(preset)),
-            "env": _yaml_lines(env, 16, env=True),
-            "resources": _yaml_lines(resources, 18, env=False),
-        },
+        resources = [("cpu", 2), ("memory", "8Gi")]
+    return render(
+        "pytorchjob.yaml.template",
+        preset=name,
+        job_name=name.replace("_", "-"),
+        nodes=preset.launch.nodes,
+        nproc=nproc(preset),
+        env=env,
+        resources=resources,
     )
 
 

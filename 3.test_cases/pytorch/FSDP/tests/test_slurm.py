@@ -99,3 +99,15 @@ def test_efa_env_sets_only_what_the_instance_needs(tmp_path, instance, devices, 
     )
     got = dict(line.split("=", 1) for line in result.stdout.splitlines())
     assert got == expected
+
+
+def test_a_template_name_without_a_value_fails_the_generator(tmp_path, monkeypatch):
+    sys.path.insert(0, str(FOLDER / "src"))
+    import generate  # noqa: PLC0415 - the generator script, imported to point it at a copy
+    import jinja2  # noqa: PLC0415
+
+    monkeypatch.setattr(generate, "FOLDER", tmp_path)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "sbatch.template").write_text("#SBATCH --nodes={{ nodes }} {{ nodse }}\n")
+    with pytest.raises(jinja2.UndefinedError, match="'nodse' is undefined"):
+        generate.render("sbatch.template", nodes=2)
