@@ -32,9 +32,9 @@ CLUSTERS = [
 CAPACITY_BLOCKS = {
     "on-demand": "",
     "odcr": (
-        "    # Launch into the reservation (CAPACITY_RESERVATION_ID, in GPU_AZ) only.\n"
+        "    # Launch into the reservation (CAPACITY_RESERVATION_ID, in GPU_AZ) only: a target takes no\n"
+        "    # other capacity (eksctl refuses a capacityReservationPreference next to it).\n"
         "    capacityReservation:\n"
-        "      capacityReservationPreference: capacity-reservations-only\n"
         "      capacityReservationTarget:\n"
         "        capacityReservationID: ${CAPACITY_RESERVATION_ID}\n"
     ),
