@@ -74,7 +74,7 @@ def test_check_mode_names_a_drifted_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", CLUSTERS, ids=lambda p: p.stem)
 def test_each_config_renders_without_placeholders_and_validates(path: Path) -> None:
     text = kube.render_text(path.read_text(), INPUTS, source=path.name)
-    assert "${" not in text and "@{" not in text
+    assert "${" not in text and "{{" not in text
     assert kube.validate_manifest(text) == []
     config = yaml.safe_load(text)
     gpu = config["managedNodeGroups"][1]
