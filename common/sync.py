@@ -48,6 +48,10 @@ COPIES: dict[str, tuple[str, ...]] = {
         f"{VALIDATION}/6.nccl-tests/nccl_bench",
         "1.architectures/5.sagemaker-hyperpod/LifecycleScripts/base-config/hyperpod_lifecycle",
     ),
+    "common/validation/nccl_output.py": (
+        f"{VALIDATION}/2.gpu-cluster-healthcheck/gpu_healthcheck",
+        f"{VALIDATION}/6.nccl-tests/nccl_bench",
+    ),
 }
 INSTANCE_TYPES = "1.architectures/instance-types.yaml"
 GENERATORS = (

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gpu_healthcheck import commands, parsers, xid
 from gpu_healthcheck.instance_types import InstanceType
+from gpu_healthcheck.nccl_output import NcclOutputError, NcclTestsOutput
 from gpu_healthcheck.nccl_output import parse as parse_nccl
 
 SEVERITIES = ("ok", "monitor", "reboot", "isolate")
@@ -309,18 +310,54 @@ def _nccl_threshold(ctx: Context) -> tuple[float, str] | None:
     return (band.low, f"{instance.name} band {band}") if band else None
 
 
+def _unreadable(run: NcclTestsOutput) -> str | None:
+    """Why a finished run's output cannot be judged (never a fact about the node), or None."""
+    if not run.rows:
+        return "no result rows"
+    if run.unread:
+        return f"{run.unread} table line(s) do not fit the column header, first: {run.first_unread!r}"
+    if not run.complete:
+        return "no '# Avg bus bandwidth' footer after the table"
+    if run.undecided and run.out_of_bounds is None:
+        return f"{run.undecided} error value(s) not comparable with nccl-tests' tolerance and no footer"
+    if not run.checked and not run.undecided:
+        return "#wrong is N/A in every row: the results were not checked"
+    return None
+
+
 def _judge_nccl(
     check: Check, result: commands.CommandResult, threshold: tuple[float, str] | None
 ) -> CheckResult:
-    """Verdict on one all_reduce_perf run: wrong results, an unfinished run, a slow peak."""
-    run = parse_nccl(result.stdout + result.stderr)
-    if run.wrong:
-        return finding(check, "isolate", f"{run.wrong} wrong elements in all_reduce results")
-    if not result.ok or not run.complete:
+    """Verdict on one all_reduce_perf run: wrong results, an unfinished run, a slow peak.
+
+    Output it cannot read (a header it does not know, no rows, nothing checked) is WARN ``could not
+    evaluate``: never a PASS, and never a drain on a guess.
+    """
+    command = f"`{' '.join(result.argv)}`"
+    try:
+        run = parse_nccl(result.stdout + result.stderr)
+    except NcclOutputError as exc:
+        return finding(check, "monitor", f"could not evaluate the output of {command}: {exc}")
+    wrong = max(run.wrong, run.out_of_bounds or 0)
+    if wrong:
+        unit = "result(s) above nccl-tests' error tolerance" if run.error_column else "wrong elements"
+        return finding(check, "isolate", f"{wrong} {unit} in all_reduce results")
+    if not result.ok:
         first = run.errors[0] if run.errors else result.why()
         return finding(check, "reboot", f"all_reduce_perf did not finish: {first}")
+    if problem := _unreadable(run):
+        return finding(
+            check,
+            "monitor",
+            f"could not evaluate the output of {command}: {problem}; run it by hand and read its table",
+        )
+    return _judge_busbw(check, run, threshold)
+
+
+def _judge_busbw(check: Check, run: NcclTestsOutput, threshold: tuple[float, str] | None) -> CheckResult:
+    """The peak bus bandwidth of a run already read in full, against ``threshold``."""
     peak = run.peak_busbw()
-    measured = f"peak busbw {peak[0]:.1f} GB/s at {peak[1]} B" if peak else "no rows"
+    measured = f"peak busbw {peak[0]:.1f} GB/s at {peak[1]} B" if peak else "no busbw measured"
     if threshold is None:
         return passed(check, f"{measured} (no expected band: pass --instance-type or --min-busbw)")
     minimum, source = threshold

@@ -187,3 +187,62 @@ def test_selection():
     assert [c.id for c in checks.select("gpu001,EFA002", ["EFA002"])] == ["GPU001"]
     with pytest.raises(ValueError, match="unknown check GPU999; known: GPU001, GPU002"):
         checks.select("GPU999", [])
+
+
+# -- GPU006 on every nccl-tests format: a corrupt verdict only on what it read for sure ---------------
+
+GOOD_RUN = (FIXTURES / "all_reduce_perf-1node-p5-good.txt").read_text()
+ARGV = ("all_reduce_perf", "-b", "1G", "-e", "4G", "-f", "2", "-g", "8", "-c", "1", "-n", "20")
+COMMAND = "`all_reduce_perf -b 1G -e 4G -f 2 -g 8 -c 1 -n 20`"
+
+
+def nccl(stdout: str, code: int = 0) -> dict:
+    return P5_GOOD | {"all_reduce_perf": CommandResult(ARGV, True, code, stdout, "")}
+
+
+def test_old_error_column_is_rounding_not_corruption():
+    """nccl-tests < 2.13 printed error 2e-07 on a healthy node: PASS, where a count would isolate it."""
+    result = run(
+        P5_GOOD | {"all_reduce_perf": "all_reduce_perf-1node-p5-v2.11-error-column.txt"}, ids="GPU006"
+    )
+    assert result["GPU006"].status == "PASS", result["GPU006"]
+    assert result["GPU006"].detail == "peak busbw 471.3 GB/s at 4294967296 B >= 350 GB/s"
+
+
+@pytest.mark.parametrize(
+    ("stdout", "reason"),
+    [
+        (
+            GOOD_RUN.replace("#       size         count", "#      bytes             N"),
+            "table header '# bytes N type redop root time",
+        ),
+        ("\n".join(line for line in GOOD_RUN.splitlines() if not line[:1].isspace()), "no result rows"),
+        ((FIXTURES / "all_reduce_perf-1node-p5-unchecked.txt").read_text(), "#wrong is N/A in every row"),
+        (GOOD_RUN.split("# Out of bounds")[0], "no '# Avg bus bandwidth' footer"),
+        (
+            GOOD_RUN.replace("  4295.6  249.96  437.43       0", "  4295.6  249.96"),
+            "1 table line(s) do not fit the column header, first: '1073741824",
+        ),
+        (
+            "\n".join(line for line in GOOD_RUN.splitlines() if line[:1] == " "),
+            "3 table rows but no column header",
+        ),
+    ],
+)
+def test_output_it_cannot_read_is_warn_never_pass_never_drain(stdout, reason):
+    result = run(nccl(stdout), ids="GPU006")["GPU006"]
+    assert (result.status, result.severity) == ("WARN", "monitor"), result
+    assert result.detail.startswith(f"could not evaluate the output of {COMMAND}: ")
+    assert reason in result.detail and "\n" not in result.detail
+
+
+def test_corruption_read_for_sure_isolates():
+    wrong = run(nccl(GOOD_RUN.replace("471.30       0", "471.30       3")), ids="GPU006")["GPU006"]
+    assert (wrong.severity, wrong.detail) == ("isolate", "3 wrong elements in all_reduce results")
+    old = (FIXTURES / "all_reduce_perf-1node-p5-v2.11-error-column.txt").read_text()
+    corrupt = old.replace("470.36  4e-07", "470.36  2e-02").replace("values : 0 OK", "values : 1 FAILED")
+    result = run(nccl(corrupt, code=1), ids="GPU006")["GPU006"]
+    assert result.severity == "isolate"
+    assert result.detail == "1 result(s) above nccl-tests' error tolerance in all_reduce results"
+    crashed = run(nccl("# nThread 1 nGpus 8\n", code=3), ids="GPU006")["GPU006"]
+    assert crashed.severity == "reboot" and "did not finish" in crashed.detail  # the exit status says so

@@ -137,3 +137,21 @@ def test_readme_documents_every_check_id():
     assert table in README.read_text(), (
         "README's check table drifted: paste `python3 healthcheck.py list --markdown`"
     )
+
+
+def test_unreadable_nccl_output_never_drains(tmp_path):
+    """GPU006 WARNs on an all_reduce_perf that checked nothing (#wrong N/A): exit 0, no scontrol call."""
+    good = P5_GOOD | {"all_reduce_perf": "all_reduce_perf-1node-p5-v2.11-error-column.txt"}
+    bad = {"all_reduce_perf": "all_reduce_perf-1node-p5-unchecked.txt"}
+    bin_dir = install_fake_tools(tmp_path / "tools", good, bad, tmp_path / "faults")
+    (tmp_path / "faults" / "n2").touch()
+    calls = tmp_path / "scontrol.calls"
+    (bin_dir / "scontrol").write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" >> {calls}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "INSTANCE_TYPE": "p5.48xlarge"}
+    old = healthcheck("run", "--checks", "GPU006", "--drain", env={**env, "SLURMD_NODENAME": "n1"})
+    assert old.returncode == 0 and "GPU006  NCCL all-reduce in one node  PASS" in old.stdout, old.stdout
+    unread = healthcheck("run", "--checks", "GPU006", "--drain", env={**env, "SLURMD_NODENAME": "n2"})
+    assert unread.returncode == 0, unread.stdout + unread.stderr
+    assert "WARN    monitor  could not evaluate the output of `all_reduce_perf" in unread.stdout
+    assert "#wrong is N/A in every row" in unread.stdout and not calls.exists()

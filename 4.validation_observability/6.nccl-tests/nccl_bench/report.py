@@ -2,6 +2,10 @@
 
     python nccl_report.py all_reduce.log --instance-type p5.48xlarge [--csv out.csv] [--plot out.png]
 
+Every nccl-tests table format since 2.0 is read by its column header; a ``.json`` file that nccl-tests
+wrote with ``-J`` is read too, and a log that names one (``# Writing JSON output to ...``) takes its
+numbers from it when the file is there (next to the log, or at the path printed).
+
 The node count for the instance band comes from the hosts in the log's device lines (``--nodes``
 overrides it). Exit status: 0 every log OK, 1 a log FAILED (truncated, wrong results, sockets instead
 of EFA, peak busbw below the threshold), 2 bad input.
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nccl_bench import __version__, formulas, instance_types, output_contract
-from nccl_bench.nccl_output import NcclOutputError, NcclTestsOutput, parse
+from nccl_bench.nccl_output import NcclOutputError, NcclTestsOutput, parse, parse_json, with_json
 from nccl_bench.verdict import (
     MIN_BUSBW_ENV,
     Thresholds,
@@ -45,6 +49,8 @@ CSV_COLUMNS = [
     "ip_algbw_gbytes_per_s",
     "ip_busbw_gbytes_per_s",
     "ip_wrong",
+    "oop_error",
+    "ip_error",
 ]
 
 
@@ -110,16 +116,38 @@ def thresholds_for(run: NcclTestsOutput, args: argparse.Namespace, path: Path) -
     )
 
 
-def read_log(path: Path) -> NcclTestsOutput:
-    """Parse one log; ReportError for an unreadable file or several runs in one file."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(errors="replace")
+        return path.read_text(errors="replace")
     except OSError as exc:
         raise ReportError(f"cannot read {path}: {exc.strerror}; pass an nccl-tests output file") from None
+
+
+def json_beside(log: Path, printed: str) -> Path | None:
+    """The JSON file a log names: next to the log (results copied together), else at the printed path."""
+    for candidate in (log.parent / Path(printed).name, Path(printed)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_log(path: Path) -> NcclTestsOutput:
+    """Parse one log, with the numbers of the -J JSON it names when that reads; ReportError for the log.
+
+    A JSON cut short (the run died while writing it) leaves the log to be judged on its own table.
+    """
     try:
-        return parse(text)
+        run = parse(_read_text(path))
     except NcclOutputError as exc:
         raise ReportError(f"{path}: {exc}") from None
+    found = json_beside(path, run.json_path) if run.json_path else None
+    if found is None:
+        return run
+    try:
+        return with_json(run, parse_json(_read_text(found)), found.name)
+    except NcclOutputError as exc:
+        run.source = f"text ({found.name} not read: {exc})"
+        return run
 
 
 def summary_lines(item: Judged) -> list[str]:
@@ -135,6 +163,7 @@ def summary_lines(item: Judged) -> list[str]:
         "ranks": f"{run.ranks} on {run.nodes} node(s)" if run.devices else None,
         "devices": ", ".join(models) or None,
         "threshold": f"{threshold[0]:g} GB/s ({threshold[1]})" if threshold else None,
+        "read from": run.source,
     }
     rows = [
         (
@@ -142,7 +171,7 @@ def summary_lines(item: Judged) -> list[str]:
             row.count,
             row.out_of_place.busbw,
             row.in_place.busbw if row.in_place else None,
-            row.wrong,
+            row.wrong if row.checked else None,
         )
         for row in run.rows
     ]
@@ -170,12 +199,13 @@ def write_csv(path: Path, items: Sequence[Judged]) -> None:
         writer.writerow(CSV_COLUMNS)
         for item in items:
             for row in item.run.rows:
-                groups = []
+                groups, errors = [], []
                 for group in (row.out_of_place, row.in_place):
                     values = (group.time_us, group.algbw, group.busbw, group.wrong) if group else (None,) * 4
                     groups += ["" if value is None else value for value in values]
+                    errors.append("" if group is None or group.error is None else group.error)
                 writer.writerow(
-                    [item.path, row.size_bytes, row.count, row.dtype, row.redop, row.root, *groups]
+                    [item.path, row.size_bytes, row.count, row.dtype, row.redop, row.root, *groups, *errors]
                 )
 
 

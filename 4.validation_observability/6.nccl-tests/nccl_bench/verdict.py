@@ -70,7 +70,7 @@ class Verdict:
 
 
 def _integrity(run: NcclTestsOutput, verdict: Verdict) -> None:
-    """Complete, correct, no NCCL/CUDA failure lines."""
+    """Complete, fully read, no NCCL/CUDA failure lines."""
     if not run.rows:
         verdict.failures.append("no result rows: the run printed no table (see the errors in the log)")
     elif not run.complete:
@@ -79,11 +79,37 @@ def _integrity(run: NcclTestsOutput, verdict: Verdict) -> None:
             f"truncated: no '# Avg bus bandwidth' footer after {len(run.rows)} rows (last size {last} B); "
             "the run died or the log was cut"
         )
-    wrong = max(run.wrong, run.out_of_bounds or 0)
-    if wrong:
-        verdict.failures.append(f"{wrong} wrong elements: results are corrupt (GPU, NVLink or network fault)")
+    if run.unread:
+        verdict.failures.append(
+            f"{run.unread} table line(s) do not fit the column header, first: {run.first_unread!r}; "
+            "the log is mixed or cut, so its results cannot be judged"
+        )
     if run.errors:
         verdict.failures.append(f"{len(run.errors)} error line(s) in the log, first: {run.errors[0]}")
+
+
+def _correctness(run: NcclTestsOutput, verdict: Verdict) -> None:
+    """Wrong elements (or old ``error`` values out of bounds); never OK on a value not compared."""
+    wrong = max(run.wrong, run.out_of_bounds or 0)
+    if wrong and run.error_column:
+        verdict.failures.append(
+            f"{wrong} result(s) with an error above nccl-tests' tolerance: results are corrupt "
+            "(GPU, NVLink or network fault)"
+        )
+    elif wrong:
+        verdict.failures.append(f"{wrong} wrong elements: results are corrupt (GPU, NVLink or network fault)")
+    if run.undecided and run.out_of_bounds is None:
+        verdict.failures.append(
+            f"{run.undecided} error value(s) could not be compared with nccl-tests' tolerance (rank count "
+            "unknown or too close to call) and there is no 'Out of bounds values' footer"
+        )
+    elif run.undecided:
+        verdict.notes.append(
+            f"{run.undecided} error value(s) too close to call from the printed digit: "
+            "nccl-tests' own 'Out of bounds values' footer decided"
+        )
+    if run.rows and not run.checked and not run.undecided:
+        verdict.notes.append("results not checked (#wrong N/A: nccl-tests -c 0): correctness unknown")
 
 
 def _transport(run: NcclTestsOutput, thresholds: Thresholds, verdict: Verdict) -> None:
@@ -103,6 +129,7 @@ def judge(run: NcclTestsOutput, thresholds: Thresholds) -> Verdict:
     """Judge a parsed run (nccl-tests or collective_bench) against ``thresholds``."""
     verdict = Verdict(notes=[thresholds.note] if thresholds.note else [])
     _integrity(run, verdict)
+    _correctness(run, verdict)
     _transport(run, thresholds, verdict)
     peak = run.peak_busbw(thresholds.judge_min_bytes)
     shown = peak or run.peak_busbw(0)

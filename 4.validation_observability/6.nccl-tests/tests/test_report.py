@@ -134,3 +134,96 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     result = report(*args)
     assert result.returncode == 2, result.stdout
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+# -- every nccl-tests format (tests/fixtures/SOURCES.md) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("log", "args", "code", "expected"),
+    [
+        # nccl-tests < 2.13: error 1e-06/2e-06 is rounding, far below 1e-5 x 15 ranks: not corrupt
+        ("v2.11-all_reduce-2node-error-column.log", ["--min-busbw", "100"], 0, ["# Verdict : OK"]),
+        (
+            "v2.11-sendrecv-uint8-error-column.log",
+            [],
+            1,
+            ["1 result(s) with an error above nccl-tests' tolerance: results are corrupt"],
+        ),
+        ("v2.17.9-alltoall-inplace-na.log", ["--min-busbw", "250"], 0, ["# Verdict : OK"]),
+        (
+            "v2.17.9-all_reduce-cputime-timestamps.log",
+            ["--instance-type", "p5.48xlarge"],
+            0,
+            ["Peak busbw : 471.30"],
+        ),
+        ("v2.19.6-all_reduce-per-iteration.log", ["--min-busbw", "480"], 1, ["peak busbw 470.91 GB/s"]),
+        ("p4de-2node-all_gather-good.log", [], 0, ["results not checked (#wrong N/A: nccl-tests -c 0)"]),
+    ],
+)
+def test_every_format_gets_a_verdict(log, args, code, expected):
+    result = report(fixture(log), *args)
+    assert result.returncode == code, result.stdout + result.stderr
+    for text in expected:
+        assert text in result.stdout
+
+
+def test_a_log_takes_its_numbers_from_the_json_it_names(tmp_path):
+    (tmp_path / "all_reduce.log").write_text((FIXTURES / "v2.17.9-all_reduce-2node-json.log").read_text())
+    (tmp_path / "all_reduce.json").write_text((FIXTURES / "v2.17.9-all_reduce-2node.json").read_text())
+    result = report(str(tmp_path / "all_reduce.log"), "--instance-type", "p5.48xlarge", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)["runs"][0]
+    assert (
+        run["source"] == "JSON all_reduce.json (with the log's NCCL lines)" and run["network"] == "Libfabric"
+    )
+    assert run["rows"][0]["in_place"]["busbw"] == 430.366231  # the JSON's digits, not the table's 430.37
+    alone = report(fixture("v2.17.9-all_reduce-2node.json"), "--instance-type", "p5.48xlarge")
+    assert alone.returncode == 0 and "read from  : json" in alone.stdout
+    assert "transport unknown: run with NCCL_DEBUG=INFO" in alone.stdout  # the JSON has no NCCL lines
+    without = report(fixture("v2.17.9-all_reduce-2node-json.log"), "--instance-type", "p5.48xlarge")
+    assert without.returncode == 0 and "read from  : text" in without.stdout  # no JSON beside it
+
+
+def test_old_error_values_land_in_the_csv(tmp_path):
+    out = tmp_path / "rows.csv"
+    assert report(fixture("v2.11-sendrecv-uint8-error-column.log"), "--csv", str(out)).returncode == 1
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["ip_error"], row["ip_wrong"]) for row in rows] == [
+        ("0.0", "0"),
+        ("0.0", "0"),
+        ("300.0", "1"),
+        ("0.0", "0"),
+    ]
+    assert rows[0]["redop"] == "" and rows[0]["root"] == "-1"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"cut.json": None}, "{dir}/cut.json: not valid JSON ("),
+        ({"v1.log": "#   bytes  N  type  op  time  algbw  busbw  res\n"}, "{dir}/v1.log: table header"),
+    ],
+)
+def test_unreadable_formats_are_bad_input(tmp_path, files, message):
+    cut = (FIXTURES / "v2.17.9-all_reduce-2node.json").read_text()[:3000]
+    for name, source in files.items():
+        text = cut if source is None else source
+        (tmp_path / name).write_text((FIXTURES / text).read_text() if text.endswith(".log") else text)
+    result = report(str(tmp_path / next(iter(files))))
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith(f"error: {message.format(dir=tmp_path)}"), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "JSON" not in message or result.stderr.endswith("judge its text log instead\n")
+
+
+def test_a_json_cut_short_leaves_the_log_to_be_judged(tmp_path):
+    """The run died while writing its -J file: the log's own table decides, and says why."""
+    log = (FIXTURES / "v2.17.9-all_reduce-2node-json.log").read_text()
+    (tmp_path / "all_reduce.log").write_text(log.split("0:   8589934592")[0])  # died after 3 sizes
+    (tmp_path / "all_reduce.json").write_text((FIXTURES / "v2.17.9-all_reduce-2node.json").read_text()[:3000])
+    result = report(str(tmp_path / "all_reduce.log"), "--instance-type", "p5.48xlarge")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "read from  : text (all_reduce.json not read: not valid JSON (" in result.stdout
+    assert "truncated: no '# Avg bus bandwidth' footer after 3 rows" in result.stdout

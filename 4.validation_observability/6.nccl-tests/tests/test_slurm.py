@@ -23,17 +23,23 @@ VENV = Path(sys.executable).parent.parent
 SCRIPTS = ["slurm/nccl-tests.sbatch", "slurm/collective-bench.sbatch"]
 FAKE_NCCL_TEST = """#!/bin/bash
 # Stand-in for nccl-tests: MPI rank 0 prints a recorded run (prefixes removed: srun --label adds its own).
-if [[ ${SLURM_PROCID:-0} == 0 ]]; then
-    sed -E 's/^(\\[[0-9]+,[0-9]+\\]<stdout>:|[0-9]+: )//' "$FAKE_NCCL_LOG"
+# {usage}
+json=""
+while (($#)); do [[ $1 == -J ]] && json=$2; shift; done
+if [[ ${{SLURM_PROCID:-0}} == 0 ]]; then
+    if [[ -n $json ]]; then cp "$FAKE_NCCL_JSON" "$json" && echo "# Writing JSON output to $json"; fi
+    sed -E -e 's/^(\\[[0-9]+,[0-9]+\\]<stdout>:|[0-9]+: )//' -e '/^# Writing JSON output/d' "$FAKE_NCCL_LOG"
 fi
-exit "${FAKE_NCCL_EXIT:-0}"
+exit "${{FAKE_NCCL_EXIT:-0}}"
 """
+JSON_USAGE = "[-J,--output_file <file> write output to filepath] (nccl-tests 2.17.3 and later)"
 
 
-def fake_nccl_tests(folder: Path) -> Path:
+def fake_nccl_tests(folder: Path, json: bool = False) -> Path:
+    """all_reduce_perf that prints $FAKE_NCCL_LOG; with ``json`` its usage names -J, as 2.17.3+ do."""
     folder.mkdir(parents=True, exist_ok=True)
     binary = folder / "all_reduce_perf"
-    binary.write_text(FAKE_NCCL_TEST)
+    binary.write_text(FAKE_NCCL_TEST.format(usage=JSON_USAGE if json else "no JSON output"))
     binary.chmod(0o755)
     return folder
 
@@ -60,7 +66,13 @@ def test_collective_bench_runs_one_rank_per_node(local_slurm, run_dir):
 @pytest.mark.parametrize(
     ("log", "exit_code", "state", "expected"),
     [
-        ("p5-1node-all_reduce-good.log", "0", "COMPLETED", ["# Verdict : OK"]),
+        ("p5-1node-all_reduce-good.log", "0", "COMPLETED", ["# Verdict : OK", "read from  : text"]),
+        (
+            "v2.17.9-all_reduce-2node-json.log",
+            "0",
+            "COMPLETED",
+            ["# Verdict : OK", "read from  : JSON all_reduce.json (with the log's NCCL lines)"],
+        ),
         (
             "p5-2node-all_reduce-truncated.log",
             "3",
@@ -73,8 +85,9 @@ def test_nccl_tests_job_logs_and_judges_each_test(local_slurm, run_dir, log, exi
     results = run_dir / "results"
     env = {
         "PYTHON": sys.executable,
-        "NCCL_TESTS_DIR": str(fake_nccl_tests(run_dir / "fakebin")),
+        "NCCL_TESTS_DIR": str(fake_nccl_tests(run_dir / "fakebin", json="json" in log)),
         "FAKE_NCCL_LOG": str(FIXTURES / log),
+        "FAKE_NCCL_JSON": str(FIXTURES / "v2.17.9-all_reduce-2node.json"),
         "FAKE_NCCL_EXIT": exit_code,
         "GPUS_PER_NODE": "1",
         "SRUN_MPI": "none",
@@ -89,6 +102,7 @@ def test_nccl_tests_job_logs_and_judges_each_test(local_slurm, run_dir, log, exi
     for text in expected:
         assert text in output + job.stderr_path.read_text()
     assert parse((results / "all_reduce.log").read_text()).rows  # the srun --label log parses
+    assert (results / "all_reduce.json").is_file() == ("json" in log)  # -J only where the binary knows it
     assert (results / "results.csv").is_file() and (results / "busbw.png").is_file()
 
 
@@ -114,7 +128,7 @@ def test_scripts_parse_and_pass_shellcheck(script):
     assert result.returncode == 0, result.stdout
 
 
-def test_nccl_tests_dry_run_takes_counts_and_environment_from_the_instance_type():
+def test_nccl_tests_dry_run_takes_counts_and_environment_from_the_instance_type(tmp_path):
     p5 = dry_run(
         "slurm/nccl-tests.sbatch", INSTANCE_TYPE="p5.48xlarge", TESTS="all_reduce alltoall", MAX_BYTES="4G"
     )
@@ -126,6 +140,23 @@ def test_nccl_tests_dry_run_takes_counts_and_environment_from_the_instance_type(
     )
     assert lines[1].endswith("/opt/nccl-tests/alltoall_perf -b 8 -e 4G -f 2 -g 1 -c 1 -n 100")
     assert "nccl_report.py --csv" in lines[2]
+    json = dry_run(
+        "slurm/nccl-tests.sbatch", INSTANCE_TYPE="p5.48xlarge", NCCL_TESTS_JSON="1", RESULTS_DIR="/r"
+    )
+    assert json.stdout.splitlines()[0].endswith("-c 1 -n 100 -J /r/all_reduce.json"), json.stdout
+    fake = fake_nccl_tests(tmp_path, json=True)
+    auto = dry_run(
+        "slurm/nccl-tests.sbatch", INSTANCE_TYPE="p5.48xlarge", NCCL_TESTS_DIR=str(fake), RESULTS_DIR="/r"
+    )
+    assert auto.stdout.splitlines()[0].endswith("-J /r/all_reduce.json"), auto.stdout  # detected in its usage
+    mounted = dry_run(
+        "slurm/nccl-tests.sbatch",
+        INSTANCE_TYPE="p5.48xlarge",
+        IMAGE="/fsx/n.sqsh",
+        NCCL_TESTS_JSON="1",
+        RESULTS_DIR="/r",
+    )
+    assert "--container-image=/fsx/n.sqsh --container-mounts=/r:/r " in mounted.stdout
     image = dry_run("slurm/nccl-tests.sbatch", INSTANCE_TYPE="g5.48xlarge", IMAGE="/fsx/nccl-tests.sqsh")
     assert "--ntasks-per-node=8 --mpi=pmix --label --container-image=/fsx/nccl-tests.sqsh " in image.stdout
     unknown = dry_run("slurm/nccl-tests.sbatch")
