@@ -149,6 +149,24 @@ def load(path: Path) -> dict[str, InstanceType]:
     }
 
 
+ENVIRONMENT_GROUPS = ("efa", "device_rdma", "tuner", "gpu", "socket_ifname")
+
+
+def environment_table(path: Path) -> dict[str, dict[str, str]]:
+    """The file's ``efa_nccl_environment``: variable groups by when they apply (see the file)."""
+    import yaml  # noqa: PLC0415 - only tools that read the file need PyYAML
+
+    try:
+        table = yaml.safe_load(Path(path).read_text()).get("efa_nccl_environment")
+    except (OSError, AttributeError, yaml.YAMLError) as exc:
+        raise InstanceTypesError(f"cannot read {path}: {exc}".splitlines()[0]) from None
+    if not isinstance(table, dict) or any(not isinstance(table.get(g), dict) for g in ENVIRONMENT_GROUPS):
+        raise InstanceTypesError(
+            f"{path} lacks efa_nccl_environment with the groups {', '.join(ENVIRONMENT_GROUPS)}"
+        )
+    return {group: {str(k): str(v) for k, v in table[group].items()} for group in ENVIRONMENT_GROUPS}
+
+
 def detect_name(explicit: str | None = None, root: Path = Path("/")) -> str | None:
     """This host's instance type name from the flag, $INSTANCE_TYPE or DMI (None when unknown)."""
     if explicit:

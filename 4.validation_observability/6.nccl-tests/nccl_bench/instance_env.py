@@ -17,29 +17,23 @@ from collections.abc import Sequence
 
 from nccl_bench import instance_types
 
-OFI_NCCL_TUNER = "/opt/amazon/ofi-nccl/lib/libnccl-ofi-tuner.so"
 
-
-def efa_nccl_environment(facts: instance_types.InstanceType, kubernetes: bool = False) -> dict[str, str]:
-    """The variables for ``facts``: counts, then the EFA/NCCL baseline where the instance has EFA."""
+def efa_nccl_environment(
+    facts: instance_types.InstanceType, table: dict[str, dict[str, str]], kubernetes: bool = False
+) -> dict[str, str]:
+    """The variables for ``facts``: counts, then instance-types.yaml's EFA/NCCL groups that apply to it
+    (the nccl-tests image has the aws-ofi-nccl tuner)."""
     env = {
         "INSTANCE_TYPE": facts.name,
         "GPUS_PER_NODE": str(facts.gpus),
         "EFA_PER_NODE": str(facts.efa_devices),
+        "NCCL_SOCKET_IFNAME": table["socket_ifname"]["kubernetes" if kubernetes else "slurm"],
     }
-    env["NCCL_SOCKET_IFNAME"] = "^lo" if kubernetes else "^docker,lo,veth"
     if facts.efa_devices == 0:
         return env
-    env |= {
-        "FI_PROVIDER": "efa",
-        "FI_EFA_USE_HUGE_PAGE": "0",
-        "FI_EFA_SET_CUDA_SYNC_MEMOPS": "0",
-        "NCCL_BUFFSIZE": "8388608",
-        "NCCL_P2P_NET_CHUNKSIZE": "524288",
-        "NCCL_TUNER_PLUGIN": OFI_NCCL_TUNER,
-    }
+    env |= table["efa"] | table["tuner"]
     if facts.device_rdma:
-        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+        env |= table["device_rdma"]
     return env
 
 
@@ -64,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         facts = instance_types.resolve(args.instance_type, args.instance_types)
+        table = instance_types.environment_table(instance_types.find_file(args.instance_types))
     except instance_types.InstanceTypesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -77,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.format == "values":
         print(" ".join(f"{name}={value}" for name, value in kubernetes_values(facts).items()))
     else:
-        for name, value in efa_nccl_environment(facts, args.kubernetes).items():
+        for name, value in efa_nccl_environment(facts, table, args.kubernetes).items():
             print(f"export {name}={shlex.quote(value)}")
     return 0
 

@@ -22,9 +22,40 @@ FOLDER = Path(__file__).resolve().parents[1]
 INSTANCE_TYPES = FOLDER.parents[2] / "1.architectures" / "instance-types.yaml"
 
 
+def instance_file() -> dict:
+    return yaml.safe_load(INSTANCE_TYPES.read_text())
+
+
+def environment() -> dict[str, dict[str, str]]:
+    """instance-types.yaml's EFA/NCCL environment groups (efa, device_rdma, tuner, gpu, socket_ifname)."""
+    return {
+        group: {str(k): str(v) for k, v in values.items()}
+        for group, values in instance_file()["efa_nccl_environment"].items()
+    }
+
+
+def efa_env_script() -> str:
+    """slurm/efa-env.sh: the groups that apply, decided on the node; RDMA for the types whose facts say so."""
+    table = environment()
+    rdma_types = sorted(
+        name
+        for name, fact in instance_file()["instance_types"].items()
+        if (fact.get("efa") or {}).get("device_rdma")
+    )
+    return render(
+        "efa-env.sh.template",
+        gpu=table["gpu"].items(),
+        efa=table["efa"].items(),
+        device_rdma=list(table["device_rdma"].items()),
+        tuner=table["tuner"].items(),
+        socket_ifname=table["socket_ifname"]["slurm"],
+        rdma_types=rdma_types,
+    )
+
+
 def efa_facts(instance_type: str) -> tuple[int, bool]:
     """(EFA devices, GPUDirect RDMA) of an instance type, from instance-types.yaml."""
-    facts = yaml.safe_load(INSTANCE_TYPES.read_text())["instance_types"]
+    facts = instance_file()["instance_types"]
     if instance_type not in facts:
         raise SystemExit(f"error: {instance_type} is not in {INSTANCE_TYPES}; add it there first")
     efa = facts[instance_type]["efa"]
@@ -70,18 +101,10 @@ def sbatch(name: str, preset) -> str:
 def manifest(name: str, preset) -> str:
     if preset.launch.gpus_per_node:
         efa, rdma = efa_facts(preset.launch.instance_type)
-        env = [
-            ("FI_PROVIDER", "efa"),
-            ("FI_EFA_USE_HUGE_PAGE", "0"),
-            ("FI_EFA_SET_CUDA_SYNC_MEMOPS", "0"),
-            ("NCCL_SOCKET_IFNAME", "^lo"),
-            ("NCCL_BUFFSIZE", "8388608"),
-            ("NCCL_P2P_NET_CHUNKSIZE", "524288"),
-            ("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1"),
-            ("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True"),
-        ]
-        if rdma:
-            env.append(("FI_EFA_USE_DEVICE_RDMA", "1"))
+        table = environment()
+        # The image has the aws-ofi-nccl tuner; pods talk over the pod network (socket_ifname kubernetes).
+        env = {**table["efa"], "NCCL_SOCKET_IFNAME": table["socket_ifname"]["kubernetes"], **table["gpu"]}
+        env = list((env | table["tuner"] | (table["device_rdma"] if rdma else {})).items())
         resources = [("nvidia.com/gpu", preset.launch.gpus_per_node), ("vpc.amazonaws.com/efa", efa)]
     else:
         env = [("GLOO_SOCKET_IFNAME", "eth0")]
@@ -98,7 +121,7 @@ def manifest(name: str, preset) -> str:
 
 
 def expected_files() -> dict[Path, str]:
-    files = {}
+    files = {FOLDER / "slurm" / "efa-env.sh": efa_env_script()}
     for name, preset in load_presets().items():
         files[FOLDER / "slurm" / f"{name}.sbatch"] = sbatch(name, preset)
         files[FOLDER / "kubernetes" / f"{name}.yaml"] = manifest(name, preset)
