@@ -3,8 +3,9 @@
 The rules are read from the YAML block under ``<!-- contract -->`` in the contract page, so the page is
 the one place they are written. ``check_case(folder)`` returns ``"<folder>: <what is missing>"`` lines;
 an empty list means the folder follows the contract. The checks run what a user runs: ``make help``,
-every sbatch with ``DRY_RUN=1``, every Kubernetes template rendered with the real ``envsubst`` and
-validated against its schema.
+every sbatch with ``DRY_RUN=1``, every Kubernetes template rendered with the Makefile's defaults
+(``testbed.kube.render_manifest``, envsubst's substitution for the listed names) and validated against
+its schema.
 """
 
 from __future__ import annotations
