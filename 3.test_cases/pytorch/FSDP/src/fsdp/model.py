@@ -50,10 +50,13 @@ def hf_config(arch: Architecture, attention: str = "sdpa") -> PretrainedConfig:
     return config
 
 
-def build_meta_model(
-    arch: Architecture, attention: str = "sdpa", device: str | torch.device = "meta"
-) -> nn.Module:
-    """The model with every parameter on the meta device (shapes only, no memory), or on ``device``."""
+def build_meta_model(arch: Architecture, attention: str = "sdpa") -> nn.Module:
+    """The model with every parameter on the meta device: shapes only, no memory."""
+    return build_on_device(arch, "meta", attention)
+
+
+def build_on_device(arch: Architecture, device: str | torch.device, attention: str = "sdpa") -> nn.Module:
+    """The model allocated on ``device`` (transformers initialises it; ``initialise`` overwrites that)."""
     with torch.device(device):
         return AutoModelForCausalLM.from_config(hf_config(arch, attention), attn_implementation=attention)
 

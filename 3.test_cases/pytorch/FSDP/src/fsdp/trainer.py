@@ -24,7 +24,7 @@ from .config import ConfigError, TrainConfig
 from .data import DataError, PackedData, load_packed
 from .distributed import setup_distributed, shutdown_distributed
 from .metrics import MetricsLogger, device_peak, memory_gib, mfu_pct, mfu_text
-from .model import build_meta_model, flops_per_token, initialise
+from .model import build_meta_model, build_on_device, flops_per_token, initialise
 from .parallelize import build_mesh, parallelize
 from .presets import CHECKPOINT_BYTES_PER_PARAM, hsdp_replicas
 from .run_folder import RunFolderError, prepare_run_dir, record_rank, write_result
@@ -59,7 +59,7 @@ def build_model(config: TrainConfig, mesh, device: torch.device) -> nn.Module:
     ever holds the whole model. Unsharded (one CPU process): built in place, which measured 1-3% faster
     per step than a materialised meta build; the initial weights are the same either way."""
     if mesh is None:
-        model = build_meta_model(config.arch, device=device)
+        model = build_on_device(config.arch, device)
         parallelize(model, config, mesh, device)
     else:
         model = build_meta_model(config.arch)
