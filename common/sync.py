@@ -11,7 +11,8 @@ need are written into them. Each has one source:
 - ``common/trainer/*.py`` -> the package of every trainer we write (FSDP, cpu-ddp);
 - ``common/validation/*.py`` -> the validation tools (and the HyperPod lifecycle program's output contract);
 - ``1.architectures/instance-types.yaml`` -> ``device_peaks.py`` in every trainer package (the dense bf16
-  peak per GPU model, for MFU), plus the generators below;
+  peak per GPU model, for MFU) and ``instance_cores.py`` in the HyperPod lifecycle program (Slurm's
+  ``CPUs=``), plus the generators below;
 - the generators that render files from templates and facts: FSDP's sbatch scripts and PyTorchJobs
   (``src/generate.py``), the EKS cluster configs (``1.architectures/4.amazon-eks/generate.py``), the EFA
   cheat sheet (``1.architectures/efa_cheatsheet.py``); each keeps its own ``--check``, run from here.
@@ -54,6 +55,7 @@ COPIES: dict[str, tuple[str, ...]] = {
     ),
 }
 INSTANCE_TYPES = "1.architectures/instance-types.yaml"
+HYPERPOD_LIFECYCLE = "1.architectures/5.sagemaker-hyperpod/LifecycleScripts/base-config/hyperpod_lifecycle"
 GENERATORS = (
     "3.test_cases/pytorch/FSDP/src/generate.py",
     "1.architectures/4.amazon-eks/generate.py",
@@ -103,12 +105,33 @@ def device_peaks(root: Path) -> str:
     )
 
 
+def instance_cores(root: Path) -> str:
+    """``instance_cores.py`` for the HyperPod lifecycle program: physical cores per ``ml.`` type."""
+    facts = yaml.safe_load((root / INSTANCE_TYPES).read_text(encoding="utf-8"))
+    cores = {
+        name: int(spec["physical_cores"])
+        for section in ("instance_types", "cpu_instance_types")
+        for name, spec in facts.get(section, {}).items()
+        if "physical_cores" in spec
+    }
+    lines = [f'    "ml.{name}": {count},' for name, count in sorted(cores.items())]
+    return (
+        header(INSTANCE_TYPES)
+        + '"""Physical cores per HyperPod instance type (ml. + the EC2 name): Slurm\'s CPUs= per node."""\n\n'
+        + "PHYSICAL_CORES = {\n"
+        + "\n".join(lines)
+        + "\n}\n"
+    )
+
+
 def generated(root: Path) -> list[Target]:
-    """Every file this tool writes itself: the copies and the device peak tables."""
+    """Every file this tool writes itself: the copies and the tables written from instance-types.yaml."""
     peaks = device_peaks(root)
-    return copies(root) + [
-        Target(Path(pkg) / "device_peaks.py", peaks, INSTANCE_TYPES) for pkg in TRAINER_PACKAGES
-    ]
+    return (
+        copies(root)
+        + [Target(Path(pkg) / "device_peaks.py", peaks, INSTANCE_TYPES) for pkg in TRAINER_PACKAGES]
+        + [Target(Path(HYPERPOD_LIFECYCLE) / "instance_cores.py", instance_cores(root), INSTANCE_TYPES)]
+    )
 
 
 def drifted(root: Path) -> list[Target]:

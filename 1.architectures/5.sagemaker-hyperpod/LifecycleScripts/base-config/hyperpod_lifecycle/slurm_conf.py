@@ -7,26 +7,12 @@ and serves both to the other nodes (configless: their slurmd starts with ``--con
 from __future__ import annotations
 
 from .config import ClusterLayout, Instance
+from .instance_cores import PHYSICAL_CORES
 
 FILE_NAME = "nodes_partitions.conf"
-# Physical cores per instance type. Slurm drains a node that reports fewer CPUs than configured,
-# and HyperPod groups may run with ThreadsPerCore=1 (half the vCPUs): configuring the core count is
-# correct either way. Types not listed get no CPUs= and Slurm's default.
-PHYSICAL_CORES = {
-    "ml.p5.48xlarge": 96,
-    "ml.p5e.48xlarge": 96,
-    "ml.p5en.48xlarge": 96,
-    "ml.p4d.24xlarge": 48,
-    "ml.p4de.24xlarge": 48,
-    "ml.g5.8xlarge": 16,
-    "ml.g5.12xlarge": 24,
-    "ml.g5.24xlarge": 48,
-    "ml.g5.48xlarge": 96,
-    "ml.c5.xlarge": 2,
-    "ml.c5.4xlarge": 8,
-    "ml.m5.xlarge": 2,
-    "ml.m5.4xlarge": 8,
-}
+# Slurm drains a node that reports fewer CPUs than configured, and HyperPod groups may run with
+# ThreadsPerCore=1 (half the vCPUs): configuring the physical core count (instance_cores.py, written
+# from instance-types.yaml) is correct either way. Types not listed get no CPUs= and Slurm's default.
 
 
 def node_line(instance: Instance) -> str:
