@@ -1,44 +1,46 @@
-"""Emulator extensions: CloudFormation glue that moto 5.2.5 lacks where its service backend exists.
+"""Emulator extensions: what moto 5.2.5 lacks or gets wrong, patched in the emulator process only.
 
-Each extension is small, registered by ``apply()`` inside the emulator process only, and exercised
-by the emulator tests in ``testbed/tests/test_aws.py`` and the templates' deploys. Templates are
-never changed to suit moto; where even the backend is missing (placement groups, capacity blocks),
-the template's own condition turns the resource off in the test and the README says so.
+Every patch is one entry of ``REGISTRY``: a short id, the gap it fills (what plain moto 5.2.5 does
+without it), where it is applied, how to install it, and a *canary*: a small check, run against plain
+moto (in-process ``mock_aws``), that returns True while moto still has the gap. The canary test
+(``testbed/tests/test_moto_extensions.py``) runs every canary in a fresh process where no patch is
+applied, and fails with "moto now ...; remove patch ..." once moto no longer has a gap; it runs them
+once more with every patch applied, where none may find its gap (so a canary really tests its patch).
 
-| extension | what moto lacks | backend call used |
-|---|---|---|
-| ``Fn::Cidr`` | the intrinsic function (left unresolved) | none: ``ipaddress`` |
-| short-form ``!Condition`` | read as ``Fn::Condition``, so always false | none: YAML tag |
-| ``AWS::NoValue`` in lists | kept as ``None`` (breaks ``Fn::Join`` and lists of ids) | none |
-| short-form tag on a mapping | ``!ImportValue {"Fn::Sub": ...}`` kept as raw YAML nodes | none: YAML tag |
-| Batch compute environment | needs ``ServiceRole`` (AWS: linked role) | ``create_service_linked_role`` |
-| Batch job definition | ``Type`` read as ``container``; PascalCase keys | ``register_job_definition`` |
-| ``AWS::EC2::SecurityGroupEgress`` | the resource model | ``authorize_security_group_egress`` |
-| ``AWS::S3::BucketPolicy`` | the resource model | ``put_bucket_policy`` |
-| ``AWS::FSx::FileSystem`` | the model; AWS ids, mount name, root volume, ENIs | ``create_file_system`` |
-| ``AWS::S3::Bucket`` properties | versioning, public access block, ownership, lifecycle | ``put_bucket_*`` |
-| ``AWS::IAM::Role`` | ``ManagedPolicyArns`` ignored; inline policies not JSON | ``attach_role_policy`` |
-| bucket policy conditions | ``Bool`` ignored; a TLS-only ``Deny`` denies all | none: policy evaluation |
-| exports of conditional outputs | exported (value ``None``) when the output's condition is false | none |
-| ``SubnetRouteTableAssociation`` | not recorded on the route table | ``associate_route_table`` |
-| deleting ``SubnetRouteTableAssociation``, | skipped, so the VPC is never | ``disassociate_route_table``, |
-| ``RouteTable``, ``VPCEndpoint``, ``FlowLog`` | deleted | ``delete_route_table`` and so on |
+Templates are never changed to suit moto; where even the backend is missing (placement groups,
+capacity blocks), the template's own condition turns the resource off in the test and the README
+says so. ``apply()`` installs the registry (``testbed.aws`` calls it in the server process).
+
+    python -m testbed.moto_extensions --table              # the README's table of extensions
+    python -m testbed.moto_extensions --canaries           # every canary on plain moto, as JSON
+    python -m testbed.moto_extensions --canaries --applied  # the same with every patch applied
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import ipaddress
 import json
+import logging
+import re
 import secrets
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from string import ascii_lowercase
 from typing import Any
 
+import boto3
 import moto
+from moto import mock_aws
 from moto.batch.models import ComputeEnvironment, JobDefinition, batch_backends
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.flow_logs import FlowLogs
 from moto.ec2.models.route_tables import RouteTable
@@ -46,12 +48,115 @@ from moto.ec2.models.subnets import SubnetRouteTableAssociation
 from moto.ec2.models.vpcs import VPCEndPoint
 from moto.fsx.models import FileSystem, FSxBackend, fsx_backends
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.iam.exceptions import InvalidInput
 from moto.iam.models import Role, iam_backends
+from moto.iam.responses import IamResponse
 from moto.s3.models import FakeBucket, s3_backends
 from moto.utilities.utils import get_partition
 from yaml import MappingNode
 
+from testbed import iam_policy
+
 MOTO_VERSION = "5.2.5"
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One emulator extension. ``gap`` and ``extension`` are Markdown, one sentence each; ``fixed`` says
+    what moto does once the gap is gone ("moto now <fixed>")."""
+
+    id: str
+    extension: str
+    gap: str
+    fixed: str
+    where: str
+    install: Callable[[], None]
+    canary: Callable[[], bool]
+
+
+_APPLIED: set[str] = set()  # ids of the patches installed in this process
+_MODELS: list[type] = []  # registered models: CloudFormationModel.__subclasses__() keeps weak references only
+
+
+def _wrap(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+    """Replace ``owner.name`` by ``make(original)``, the original as stored (a classmethod stays one)."""
+    original = vars(owner)[name] if name in vars(owner) else getattr(owner, name)
+    setattr(owner, name, make(original))
+
+
+def _register_model(model: type) -> Callable[[], None]:
+    """An install that makes ``model`` a CloudFormation resource type: moto finds the resource models among
+    the *direct* subclasses of ``CloudFormationModel``, so the subclass is made at install, not import."""
+
+    def install() -> None:
+        # moto's model metaclass reads a service name from a dotted __module__ (this may run as __main__).
+        namespace = {"__module__": "testbed.moto_extensions"}
+        _MODELS.append(type(model.__name__, (model, CloudFormationModel), namespace))
+        for cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+            cache.cache_clear()
+
+    return install
+
+
+# --- canary helpers: plain moto in-process, each canary in its own fresh mock ---------------------------
+
+CANARY_REGION = "us-east-1"
+_ONE_RESOURCE = "Resources:\n  Log: {Type: AWS::Logs::LogGroup}\n"
+
+
+def _on_plain_moto(check: Callable[[], bool]) -> Callable[[], bool]:
+    """Run ``check`` inside a fresh ``mock_aws()`` (its state discarded afterwards)."""
+
+    @functools.wraps(check)
+    def canary() -> bool:
+        with mock_aws():
+            return check()
+
+    return canary
+
+
+def _aws(service: str) -> Any:
+    return boto3.client(service, region_name=CANARY_REGION)
+
+
+def _stack(body: str, name: str = "canary") -> dict[str, str] | None:
+    """Create a stack from ``body`` (the template after its version line); its outputs, or None when moto
+    rejected or failed it."""
+    cloudformation = _aws("cloudformation")
+    try:
+        cloudformation.create_stack(
+            StackName=name,
+            TemplateBody='AWSTemplateFormatVersion: "2010-09-09"\n' + body,
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    except Exception:  # moto raises its own exceptions, not only ClientError, on a template it cannot run
+        return None
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        return None
+    return {output["OutputKey"]: output.get("OutputValue") for output in stack.get("Outputs", [])}
+
+
+def _delete_stack(name: str = "canary") -> bool:
+    """Delete a stack; whether moto says it is deleted."""
+    cloudformation = _aws("cloudformation")
+    try:
+        cloudformation.delete_stack(StackName=name)
+        stacks = cloudformation.list_stacks()["StackSummaries"]
+    except Exception:
+        return False
+    return any(s["StackName"] == name and s["StackStatus"] == "DELETE_COMPLETE" for s in stacks)
+
+
+def _vpc_and_subnet() -> tuple[str, str]:
+    ec2 = _aws("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+    return vpc, subnet
+
+
+# --- CloudFormation intrinsic functions and YAML tags --------------------------------------------------
 
 
 def cidr(ip_block: str, count: int | str, cidr_bits: int | str) -> list[str]:
@@ -61,44 +166,193 @@ def cidr(ip_block: str, count: int | str, cidr_bits: int | str) -> list[str]:
     if prefix < network.prefixlen:
         raise ValueError(f"Fn::Cidr: {cidr_bits} host bits do not fit in {ip_block}")
     subnets = network.subnets(new_prefix=prefix)
-    blocks = [str(next(subnets)) for _ in range(int(count))]
-    return blocks
+    return [str(next(subnets)) for _ in range(int(count))]
 
 
-def _clean_json_with_extensions(original):
-    """Wrap moto's ``clean_json``: resolve ``Fn::Cidr`` and drop ``AWS::NoValue`` from lists."""
-
+def _clean_json_with_cidr(original: Any) -> Any:
     def clean_json(resource_json: Any, resources_map: Any) -> Any:
         if isinstance(resource_json, dict) and "Fn::Cidr" in resource_json:
-            args = [clean_json(arg, resources_map) for arg in resource_json["Fn::Cidr"]]
-            return cidr(*args)
-        if isinstance(resource_json, list):
-            cleaned = [clean_json(item, resources_map) for item in resource_json]
-            return [item for item in cleaned if item is not None]
+            return cidr(*[parsing.clean_json(arg, resources_map) for arg in resource_json["Fn::Cidr"]])
         return original(resource_json, resources_map)
 
-    clean_json.wrapped = original
     return clean_json
 
 
-def _yaml_tags_with_condition(original):
-    """Wrap moto's YAML tag constructor: ``!Condition Name`` means ``{"Condition": Name}``."""
+def _clean_json_without_novalue(original: Any) -> Any:
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, list):
+            cleaned = [parsing.clean_json(item, resources_map) for item in resource_json]
+            return [item for item in cleaned if item is not None]
+        return original(resource_json, resources_map)
 
+    return clean_json
+
+
+def _yaml_condition_tag(original: Any) -> Any:
     def yaml_tag_constructor(loader: Any, tag: str, node: Any) -> Any:
         if tag == "!Condition":
             return {"Condition": node.value}
-        if isinstance(node, MappingNode):  # e.g. !ImportValue {"Fn::Sub": ...}; moto keeps raw nodes
+        return original(loader, tag, node)
+
+    return yaml_tag_constructor
+
+
+def _yaml_tag_on_mapping(original: Any) -> Any:
+    def yaml_tag_constructor(loader: Any, tag: str, node: Any) -> Any:
+        if isinstance(node, MappingNode):  # e.g. !ImportValue {"Fn::Sub": ...}
             name = "Ref" if tag == "!Ref" else f"Fn::{tag[1:]}"
             return {name: loader.construct_mapping(node, deep=True)}
         return original(loader, tag, node)
 
-    yaml_tag_constructor.wrapped = original
     return yaml_tag_constructor
 
 
+def _wrap_yaml_tags(make: Callable[[Any], Any]) -> Callable[[], None]:
+    """Both modules that parse templates hold their own reference to moto's tag constructor."""
+
+    def install() -> None:
+        for module in (cfn_models, cfn_responses):
+            _wrap(module, "yaml_tag_constructor", make)
+
+    return install
+
+
+@_on_plain_moto
+def _cidr_unresolved() -> bool:
+    outputs = _stack(_ONE_RESOURCE + "Outputs:\n  Blocks: {Value: !Join [',', !Cidr [10.9.0.0/16, 2, 8]]}\n")
+    return (outputs or {}).get("Blocks") != "10.9.0.0/24,10.9.1.0/24"
+
+
+@_on_plain_moto
+def _novalue_kept_in_lists() -> bool:
+    outputs = _stack(_ONE_RESOURCE + "Outputs:\n  Joined: {Value: !Join [',', [a, !Ref AWS::NoValue]]}\n")
+    return (outputs or {}).get("Joined") != "a"
+
+
+@_on_plain_moto
+def _condition_tag_misread() -> bool:
+    body = "Conditions:\n  One: !Equals [a, a]\n  Both: !And [!Condition One, !Equals [b, b]]\n"
+    outputs = _stack(body + _ONE_RESOURCE + "Outputs:\n  Picked: {Value: !If [Both, first, second]}\n")
+    return (outputs or {}).get("Picked") != "first"
+
+
+@_on_plain_moto
+def _tag_on_mapping_kept_raw() -> bool:
+    _stack(_ONE_RESOURCE + "Outputs:\n  Out: {Value: exported, Export: {Name: canary-export}}\n", "exporter")
+    body = 'Outputs:\n  In: {Value: !ImportValue {"Fn::Join": ["-", [canary, export]]}}\n'
+    return (_stack(_ONE_RESOURCE + body) or {}).get("In") != "exported"
+
+
+# --- AWS Batch -------------------------------------------------------------------------------------------
+
+
+def _camel(value: Any) -> Any:
+    """CloudFormation's PascalCase property keys as the Batch API's camelCase, at every depth."""
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _camel(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_camel(item) for item in value]
+    return value
+
+
+def _compute_environment_with_service_linked_role(original: Any) -> Any:
+    """No ``ServiceRole``: AWS Batch uses (and creates) its service-linked role; moto requires an ARN."""
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json["Properties"]
+        if not properties.get("ServiceRole"):
+            iam = iam_backends[account_id][get_partition(region_name)]
+            linked = "aws-service-role/batch.amazonaws.com/"
+            role = next((r for r in iam.roles.values() if linked in r.arn), None)
+            if role is None:
+                role = iam.create_service_linked_role("batch.amazonaws.com", None, "")
+            properties = {**properties, "ServiceRole": role.arn}
+        json_ = {**cloudformation_json, "Properties": properties}
+        return original.__func__(cls, resource_name, json_, account_id, region_name, **kwargs)
+
+    return classmethod(create)
+
+
+def _create_job_definition(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    """``AWS::Batch::JobDefinition`` with its ``Type`` (``multinode`` too) and camelCase nested properties."""
+    properties = cloudformation_json["Properties"]
+    backend = batch_backends[account_id][region_name]
+    return backend.register_job_definition(
+        def_name=properties.get("JobDefinitionName", resource_name),
+        parameters=properties.get("Parameters", {}),
+        _type=properties["Type"],
+        tags=properties.get("Tags", {}),
+        retry_strategy=_camel(properties.get("RetryStrategy", {})),
+        container_properties=_camel(properties.get("ContainerProperties")),
+        node_properties=_camel(properties.get("NodeProperties")),
+        eks_properties=_camel(properties.get("EksProperties")),
+        timeout=_camel(properties.get("Timeout", {})),
+        platform_capabilities=properties.get("PlatformCapabilities", ["EC2"]),
+        propagate_tags=properties.get("PropagateTags", False),
+    )
+
+
+_BATCH_ENVIRONMENT = """Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.8.0.0/16}}
+  Subnet: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.8.0.0/24}}
+  Group: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: g, VpcId: !Ref Vpc}}
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument: {Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com},
+                                              Action: sts:AssumeRole}]}
+  Profile: {Type: AWS::IAM::InstanceProfile, Properties: {Roles: [!Ref Role]}}
+  Environment:
+    Type: AWS::Batch::ComputeEnvironment
+    Properties:
+      Type: MANAGED
+      ComputeResources: {Type: EC2, MinvCpus: 0, MaxvCpus: 8, InstanceTypes: [c5.large],
+                         InstanceRole: !GetAtt Profile.Arn, Subnets: [!Ref Subnet],
+                         SecurityGroupIds: [!Ref Group]}
+Outputs:
+  Environment: {Value: !Ref Environment}
+"""
+
+
+@_on_plain_moto
+def _batch_needs_service_role() -> bool:
+    outputs = _stack(_BATCH_ENVIRONMENT)
+    if outputs is None:
+        return True
+    found = _aws("batch").describe_compute_environments(computeEnvironments=[outputs["Environment"]])
+    roles = [environment.get("serviceRole", "") for environment in found["computeEnvironments"]]
+    return not any("aws-service-role/batch.amazonaws.com/" in role for role in roles)
+
+
+@_on_plain_moto
+def _job_definition_always_container() -> bool:
+    body = """Resources:
+  Definition:
+    Type: AWS::Batch::JobDefinition
+    Properties:
+      Type: multinode
+      NodeProperties:
+        NumNodes: 2
+        MainNode: 0
+        NodeRangeProperties:
+          - TargetNodes: "0:"
+            Container: {Image: example/image, ResourceRequirements: [{Type: VCPU, Value: "1"}]}
+Outputs:
+  Definition: {Value: !Ref Definition}
+"""
+    outputs = _stack(body)
+    if outputs is None:
+        return True
+    # The API does not return a job definition's nodeProperties (moto's own gap): read the backend.
+    found = batch_backends[DEFAULT_ACCOUNT_ID][CANARY_REGION].get_job_definition_by_arn(outputs["Definition"])
+    return found is None or found.type != "multinode" or "numNodes" not in (found.node_properties or {})
+
+
+# --- resource models moto lacks (its service backends exist) ---------------------------------------------
+
+
 class _ExtensionModel:
-    """What both extension models share. A mixin, not a base: moto finds models among the *direct*
-    subclasses of ``CloudFormationModel`` only, so each model still lists it as a base itself."""
+    """What the extension models share; ``_register_model`` makes each a ``CloudFormationModel``."""
 
     CFN_TYPE = ""
     physical_resource_id: str
@@ -112,7 +366,7 @@ class _ExtensionModel:
         return cls.CFN_TYPE
 
 
-class SecurityGroupEgress(_ExtensionModel, CloudFormationModel):
+class SecurityGroupEgress(_ExtensionModel):
     """``AWS::EC2::SecurityGroupEgress`` through the EC2 backend (moto has only the ingress twin)."""
 
     CFN_TYPE = "AWS::EC2::SecurityGroupEgress"
@@ -122,10 +376,9 @@ class SecurityGroupEgress(_ExtensionModel, CloudFormationModel):
         self.physical_resource_id = rule_id
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> SecurityGroupEgress:
-
         props = cloudformation_json["Properties"]
         ranges = [{"CidrIp": props["CidrIp"]}] if props.get("CidrIp") else []
         groups = (
@@ -144,7 +397,7 @@ class SecurityGroupEgress(_ExtensionModel, CloudFormationModel):
         return cls(props["GroupId"], rules[0].id if rules else resource_name)
 
 
-class BucketPolicy(_ExtensionModel, CloudFormationModel):
+class BucketPolicy(_ExtensionModel):
     """``AWS::S3::BucketPolicy`` through the S3 backend."""
 
     CFN_TYPE = "AWS::S3::BucketPolicy"
@@ -153,10 +406,9 @@ class BucketPolicy(_ExtensionModel, CloudFormationModel):
         self.bucket = self.physical_resource_id = bucket
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> BucketPolicy:
-
         props = cloudformation_json["Properties"]
         document = props["PolicyDocument"]
         policy = document if isinstance(document, str) else json.dumps(document)
@@ -166,11 +418,8 @@ class BucketPolicy(_ExtensionModel, CloudFormationModel):
         return cls(props["Bucket"])
 
 
-class FsxFileSystem(_ExtensionModel, CloudFormationModel):
-    """``AWS::FSx::FileSystem`` through the FSx backend. AWS assigns a Lustre file system an 8-character
-    mount name and an OpenZFS file system a root volume; moto's backend does neither, so they are
-    generated here (same shapes) and stored in the file system's configuration, where
-    ``describe-file-systems`` returns them as AWS does."""
+class FsxFileSystem(_ExtensionModel):
+    """``AWS::FSx::FileSystem`` through the FSx backend, with the attributes ``!GetAtt`` reads."""
 
     CFN_TYPE = "AWS::FSx::FileSystem"
     ATTRIBUTES = ("DNSName", "LustreMountName", "RootVolumeId", "ResourceARN")
@@ -198,20 +447,10 @@ class FsxFileSystem(_ExtensionModel, CloudFormationModel):
         return values[attribute_name]
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
     ) -> FsxFileSystem:
-
         props = cloudformation_json["Properties"]
-        lustre = dict(props["LustreConfiguration"]) if "LustreConfiguration" in props else None
-        openzfs = dict(props["OpenZFSConfiguration"]) if "OpenZFSConfiguration" in props else None
-        suffix = secrets.token_hex(9)[:17]
-        if props["FileSystemType"] == "LUSTRE":
-            lustre = lustre or {}
-            lustre.setdefault("MountName", "".join(secrets.choice(ascii_lowercase) for _ in range(8)))
-        if props["FileSystemType"] == "OPENZFS":
-            openzfs = openzfs or {}
-            openzfs["RootVolumeId"] = f"fsvol-{suffix}"
         file_system = fsx_backends[account_id][region_name].create_file_system(
             client_request_token=resource_name,
             file_system_type=props["FileSystemType"],
@@ -222,21 +461,11 @@ class FsxFileSystem(_ExtensionModel, CloudFormationModel):
             tags=props.get("Tags"),
             kms_key_id=props.get("KmsKeyId"),
             windows_configuration=props.get("WindowsConfiguration"),
-            lustre_configuration=lustre,
+            lustre_configuration=props.get("LustreConfiguration"),
             ontap_configuration=props.get("OntapConfiguration"),
             file_system_type_version=props.get("FileSystemTypeVersion"),
-            open_zfs_configuration=openzfs,
+            open_zfs_configuration=props.get("OpenZFSConfiguration"),
         )
-        # AWS puts a file system in its subnet through network interfaces carrying its security groups.
-        ec2 = ec2_backends[account_id][region_name]
-        subnet = ec2.get_subnet(props["SubnetIds"][0])
-        eni = ec2.create_network_interface(
-            subnet,
-            None,
-            group_ids=props.get("SecurityGroupIds", []),
-            description=f"ENI for FSx file system {file_system.file_system_id}",
-        )
-        file_system.network_interface_ids, file_system.vpc_id = [eni.id], subnet.vpc_id
         return cls(file_system)
 
     def delete(self, account_id: str, region_name: str) -> None:
@@ -246,9 +475,66 @@ class FsxFileSystem(_ExtensionModel, CloudFormationModel):
         )
 
 
-def _file_system_with_aws_id(original):
-    """Wrap ``FileSystem.__init__``: AWS ids are ``fs-`` and 17 hex digits (moto makes 8, which
-    validators such as ParallelCluster's reject); the DNS name and ARN follow the id."""
+@_on_plain_moto
+def _security_group_egress_skipped() -> bool:
+    body = """Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.8.0.0/16}}
+  Group: {Type: AWS::EC2::SecurityGroup, Properties: {GroupDescription: g, VpcId: !Ref Vpc}}
+  SelfEgress:
+    Type: AWS::EC2::SecurityGroupEgress
+    Properties: {GroupId: !Ref Group, IpProtocol: "-1", DestinationSecurityGroupId: !Ref Group}
+Outputs:
+  Group: {Value: !Ref Group}
+"""
+    outputs = _stack(body)
+    if outputs is None:
+        return True
+    group = _aws("ec2").describe_security_groups(GroupIds=[outputs["Group"]])["SecurityGroups"][0]
+    pairs = [pair["GroupId"] for rule in group["IpPermissionsEgress"] for pair in rule["UserIdGroupPairs"]]
+    return outputs["Group"] not in pairs
+
+
+@_on_plain_moto
+def _bucket_policy_skipped() -> bool:
+    body = """Resources:
+  Bucket: {Type: AWS::S3::Bucket, Properties: {BucketName: canary-bucket}}
+  Policy:
+    Type: AWS::S3::BucketPolicy
+    Properties:
+      Bucket: !Ref Bucket
+      PolicyDocument:
+        Statement: [{Effect: Deny, Principal: "*", Action: "s3:DeleteBucket", Resource: !GetAtt Bucket.Arn}]
+"""
+    if _stack(body) is None:
+        return True
+    try:
+        _aws("s3").get_bucket_policy(Bucket="canary-bucket")
+    except Exception:
+        return True
+    return False
+
+
+@_on_plain_moto
+def _fsx_model_missing() -> bool:
+    _, subnet = _vpc_and_subnet()
+    body = f"""Resources:
+  Lustre:
+    Type: AWS::FSx::FileSystem
+    Properties: {{FileSystemType: LUSTRE, StorageCapacity: 1200, SubnetIds: [{subnet}],
+                 LustreConfiguration: {{DeploymentType: PERSISTENT_2, PerUnitStorageThroughput: 250}}}}
+Outputs:
+  Dns: {{Value: !GetAtt Lustre.DNSName}}
+"""
+    outputs = _stack(body)
+    return outputs is None or not _aws("fsx").describe_file_systems()["FileSystems"]
+
+
+# --- FSx backend: what AWS gives a file system and moto does not -------------------------------------
+
+
+def _file_system_with_aws_id(original: Any) -> Any:
+    """AWS ids are ``fs-`` and 17 hex digits (moto makes 8, which validators such as ParallelCluster's
+    reject); the DNS name, the ARN and the tags follow the id."""
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
@@ -261,26 +547,56 @@ def _file_system_with_aws_id(original):
         if tags:
             self.backend.tagger.tag_resource(self.resource_arn, tags)
 
-    __init__.wrapped = original
     return __init__
 
 
-def _file_system_dict_with_network(original):
-    """Wrap ``FileSystem.to_dict``: add ``NetworkInterfaceIds`` and ``VpcId`` as AWS returns them."""
+def _file_system_with_assigned_configuration(original: Any) -> Any:
+    """AWS gives a Lustre file system an 8-letter ``MountName`` and an OpenZFS one a root volume."""
 
+    def create_file_system(self: Any, **kwargs: Any) -> Any:
+        if kwargs.get("file_system_type") == "LUSTRE":
+            lustre = dict(kwargs.get("lustre_configuration") or {})
+            lustre.setdefault("MountName", "".join(secrets.choice(ascii_lowercase) for _ in range(8)))
+            kwargs["lustre_configuration"] = lustre
+        if kwargs.get("file_system_type") == "OPENZFS":
+            openzfs = dict(kwargs.get("open_zfs_configuration") or {})
+            openzfs["RootVolumeId"] = f"fsvol-{secrets.token_hex(9)[:17]}"
+            kwargs["open_zfs_configuration"] = openzfs
+        return original(self, **kwargs)
+
+    return create_file_system
+
+
+def _file_system_with_network_interface(original: Any) -> Any:
+    """AWS puts a file system in its subnet through a network interface carrying its security groups."""
+
+    def create_file_system(self: Any, **kwargs: Any) -> Any:
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        subnet = ec2.get_subnet(kwargs["subnet_ids"][0])  # AWS, too, rejects a subnet that does not exist
+        file_system = original(self, **kwargs)
+        eni = ec2.create_network_interface(
+            subnet,
+            None,
+            group_ids=kwargs.get("security_group_ids") or [],
+            description=f"ENI for FSx file system {file_system.file_system_id}",
+        )
+        file_system.network_interface_ids, file_system.vpc_id = [eni.id], subnet.vpc_id
+        return file_system
+
+    return create_file_system
+
+
+def _file_system_dict_with_network(original: Any) -> Any:
     def to_dict(self: Any) -> dict[str, Any]:
         result = original(self)
         if getattr(self, "network_interface_ids", None):
             result.update(NetworkInterfaceIds=self.network_interface_ids, VpcId=self.vpc_id)
         return result
 
-    to_dict.wrapped = original
     return to_dict
 
 
-def _delete_file_system_and_its_interfaces(original):
-    """Wrap ``FSxBackend.delete_file_system``: its network interfaces go with it, as on AWS."""
-
+def _delete_file_system_and_its_interfaces(original: Any) -> Any:
     def delete_file_system(self: Any, file_system_id: str, *args: Any, **kwargs: Any) -> Any:
         file_system = self.file_systems.get(file_system_id)
         result = original(self, file_system_id, *args, **kwargs)
@@ -289,12 +605,57 @@ def _delete_file_system_and_its_interfaces(original):
             ec2.enis.pop(eni_id, None)
         return result
 
-    delete_file_system.wrapped = original
     return delete_file_system
 
 
-EXTENSION_MODELS = (SecurityGroupEgress, BucketPolicy, FsxFileSystem)
-BUCKET_PROPERTIES = ("VersioningConfiguration", "PublicAccessBlockConfiguration", "OwnershipControls")
+def _install_fsx_network_interfaces() -> None:
+    _wrap(FSxBackend, "create_file_system", _file_system_with_network_interface)
+    _wrap(FileSystem, "to_dict", _file_system_dict_with_network)
+    _wrap(FSxBackend, "delete_file_system", _delete_file_system_and_its_interfaces)
+
+
+def _create_file_system(
+    file_system_type: str, subnet: str, groups: list[str] | None = None
+) -> dict[str, Any]:
+    return _aws("fsx").create_file_system(
+        FileSystemType=file_system_type,
+        StorageCapacity=1200 if file_system_type == "LUSTRE" else 64,
+        SubnetIds=[subnet],
+        SecurityGroupIds=groups or [],
+    )["FileSystem"]
+
+
+@_on_plain_moto
+def _fsx_ids_short() -> bool:
+    _, subnet = _vpc_and_subnet()
+    return not re.fullmatch(r"fs-[0-9a-f]{17}", _create_file_system("LUSTRE", subnet)["FileSystemId"])
+
+
+@_on_plain_moto
+def _fsx_configuration_unassigned() -> bool:
+    _, subnet = _vpc_and_subnet()
+    lustre = _create_file_system("LUSTRE", subnet).get("LustreConfiguration") or {}
+    openzfs = _create_file_system("OPENZFS", subnet).get("OpenZFSConfiguration") or {}
+    return "MountName" not in lustre or "RootVolumeId" not in openzfs
+
+
+@_on_plain_moto
+def _fsx_without_network_interfaces() -> bool:
+    vpc, subnet = _vpc_and_subnet()
+    ec2 = _aws("ec2")
+    group = ec2.create_security_group(GroupName="fsx", Description="fsx", VpcId=vpc)["GroupId"]
+    created = _create_file_system("LUSTRE", subnet, [group])
+    eni_ids = created.get("NetworkInterfaceIds")
+    if not eni_ids or created.get("VpcId") != vpc:
+        return True
+    enis = ec2.describe_network_interfaces(NetworkInterfaceIds=eni_ids)["NetworkInterfaces"]
+    in_group = all(group in [g["GroupId"] for g in eni["Groups"]] for eni in enis)
+    _aws("fsx").delete_file_system(FileSystemId=created["FileSystemId"])
+    left = [eni["NetworkInterfaceId"] for eni in ec2.describe_network_interfaces()["NetworkInterfaces"]]
+    return not in_group or any(eni_id in left for eni_id in eni_ids)
+
+
+# --- S3 ---------------------------------------------------------------------------------------------------
 
 
 def _apply_bucket_properties(backend: Any, name: str, props: dict[str, Any]) -> None:
@@ -314,108 +675,194 @@ def _apply_bucket_properties(backend: Any, name: str, props: dict[str, Any]) -> 
         backend.put_bucket_lifecycle_configuration(name, [{"Filter": {"Prefix": ""}, **r} for r in rules])
 
 
-def _bucket_with_properties(original):
-    """Wrap ``FakeBucket.create_from_cloudformation_json`` to apply ``BUCKET_PROPERTIES`` too."""
-
+def _bucket_with_properties(original: Any) -> Any:
     def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-
         bucket = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
         props = cloudformation_json.get("Properties", {})
         _apply_bucket_properties(s3_backends[account_id][get_partition(region_name)], bucket.name, props)
         return bucket
 
-    create.wrapped = original
     return classmethod(create)
-
-
-def _role_with_managed_policies(original):
-    """Wrap ``Role.create_from_cloudformation_json``: attach the ``ManagedPolicyArns`` too, and store the
-    inline ``Policies`` as JSON documents."""
-
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-
-        role = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        backend = iam_backends[account_id][get_partition(region_name)]
-        for policy in cloudformation_json.get("Properties", {}).get("Policies", []):
-            document = policy["PolicyDocument"]  # stored as JSON, as PutRolePolicy does (moto: Python repr)
-            role.put_policy(
-                policy["PolicyName"], document if isinstance(document, str) else json.dumps(document)
-            )
-        for arn in cloudformation_json.get("Properties", {}).get("ManagedPolicyArns", []):
-            backend.attach_role_policy(arn, role.name)
-        return role
-
-    create.wrapped = original
-    return classmethod(create)
-
-
-def _role_delete_detaching_policies(original):
-    """Wrap ``Role.delete_from_cloudformation_json``: detach managed policies first, as AWS does."""
-
-    def delete(cls, resource_name, cloudformation_json, account_id, region_name):
-
-        backend = iam_backends[account_id][get_partition(region_name)]
-        for role in list(backend.roles.values()):
-            if role.name == resource_name:
-                for arn in list(role.managed_policies):
-                    backend.detach_role_policy(arn, role.name)
-        original.__func__(cls, resource_name, cloudformation_json, account_id, region_name)
-
-    delete.wrapped = original
-    return classmethod(delete)
 
 
 # The request context S3 evaluates policy conditions in. The emulator serves HTTPS only (see
 # testbed.aws), so every request it receives came over TLS.
-REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
-CONDITION_OPERATORS = {
-    "Bool": lambda expected, actual: actual.lower() in [e.lower() for e in expected],
-    "StringEquals": lambda expected, actual: actual in expected,
-    "StringNotEquals": lambda expected, actual: actual not in expected,
-}
-
-
-def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> bool | None:
-    """IAM's condition block against ``context``: a key the request does not carry fails the condition
-    (unless ``...IfExists``), as on AWS. ``None`` when an operator is not one of ``CONDITION_OPERATORS``."""
-    for operator, pairs in conditions.items():
-        base = operator.removesuffix("IfExists")
-        if base not in CONDITION_OPERATORS:
-            return None
-        for key, expected in pairs.items():
-            actual = context.get(key)
-            if actual is None:
-                if not operator.endswith("IfExists"):
-                    return False
-                continue
-            values = [str(value) for value in (expected if isinstance(expected, list) else [expected])]
-            if not CONDITION_OPERATORS[base](values, actual):
-                return False
-    return True
+REQUEST_CONTEXT = {"aws:securetransport": ["true"]}
 
 
 def _bucket_permission_with_request_context(self: Any, action: str, resource: str) -> Any:
-    """``FakeBucket.get_permission`` with conditions evaluated against ``REQUEST_CONTEXT``. moto ignores
-    ``Bool`` and returns DENIED from any statement whose condition fails, even an ``Allow``, or a
-    ``Deny`` that does not apply; here a statement applies only when its conditions hold."""
+    """``FakeBucket.get_permission`` with conditions evaluated against ``REQUEST_CONTEXT``: a statement
+    applies only when its conditions hold; one whose conditions cannot be evaluated gets moto's answer."""
     if self.policy is None:
         return PermissionResult.NEUTRAL
-    statements = json.loads(self.policy)["Statement"]
     result = PermissionResult.NEUTRAL
-    for statement in statements if isinstance(statements, list) else [statements]:
+    for statement in iam_policy.as_list(json.loads(self.policy)["Statement"]):
         bare = {key: value for key, value in statement.items() if key != "Condition"}
         effect = IAMPolicyStatement(bare).is_action_permitted(action, resource)
         if effect == PermissionResult.NEUTRAL:
             continue
-        holds = _conditions_hold(statement.get("Condition") or {}, REQUEST_CONTEXT)
-        if holds is None:  # an operator not modelled here: moto's own answer for this statement
-            effect = IAMPolicyStatement(statement).is_action_permitted(action, resource)
-        elif not holds:
+        try:
+            holds = iam_policy.conditions_hold(statement.get("Condition") or {}, REQUEST_CONTEXT, set())
+        except iam_policy.Unknown:  # an operator not modelled: moto's own answer for this statement
+            effect, holds = IAMPolicyStatement(statement).is_action_permitted(action, resource), True
+        if not holds:
             continue
         if effect == PermissionResult.DENIED:
             return effect
         result = effect
     return result
+
+
+@_on_plain_moto
+def _bucket_properties_ignored() -> bool:
+    body = """Resources:
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: canary-bucket
+      VersioningConfiguration: {Status: Enabled}
+      PublicAccessBlockConfiguration: {BlockPublicAcls: true, BlockPublicPolicy: true,
+                                       IgnorePublicAcls: true, RestrictPublicBuckets: true}
+      OwnershipControls: {Rules: [{ObjectOwnership: BucketOwnerEnforced}]}
+      LifecycleConfiguration: {Rules: [{Id: old, Status: Enabled, ExpirationInDays: 30}]}
+"""
+    if _stack(body) is None:
+        return True
+    s3 = _aws("s3")
+    checks = (
+        lambda: s3.get_bucket_versioning(Bucket="canary-bucket").get("Status") == "Enabled",
+        lambda: s3.get_public_access_block(Bucket="canary-bucket")["PublicAccessBlockConfiguration"][
+            "BlockPublicAcls"
+        ],
+        lambda: s3.get_bucket_ownership_controls(Bucket="canary-bucket")["OwnershipControls"]["Rules"],
+        lambda: s3.get_bucket_lifecycle_configuration(Bucket="canary-bucket")["Rules"][0]["ID"] == "old",
+    )
+    return not all(_succeeds(check) for check in checks)
+
+
+def _succeeds(check: Callable[[], Any]) -> bool:
+    try:
+        return bool(check())
+    except Exception:
+        return False
+
+
+@_on_plain_moto
+def _tls_only_policy_denies_all() -> bool:
+    s3 = _aws("s3")
+    s3.create_bucket(Bucket="canary-tls-only")
+    deny_plaintext = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": ["arn:aws:s3:::canary-tls-only", "arn:aws:s3:::canary-tls-only/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    s3.put_bucket_policy(Bucket="canary-tls-only", Policy=json.dumps({"Statement": [deny_plaintext]}))
+    return not _succeeds(lambda: s3.put_object(Bucket="canary-tls-only", Key="a", Body=b"1"))
+
+
+# --- IAM roles in CloudFormation --------------------------------------------------------------------------
+
+
+def _role_with_managed_policies(original: Any) -> Any:
+    """Attach the ``ManagedPolicyArns``, remembered on the role as the ones its stack attached."""
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        role = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        backend = iam_backends[account_id][get_partition(region_name)]
+        role.stack_managed_policy_arns = cloudformation_json.get("Properties", {}).get(
+            "ManagedPolicyArns", []
+        )
+        for arn in role.stack_managed_policy_arns:
+            backend.attach_role_policy(arn, role.name)
+        return role
+
+    return classmethod(create)
+
+
+def _role_with_json_policies(original: Any) -> Any:
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        role = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        for policy in cloudformation_json.get("Properties", {}).get("Policies", []):
+            document = policy["PolicyDocument"]  # stored as JSON, as PutRolePolicy does
+            role.put_policy(
+                policy["PolicyName"], document if isinstance(document, str) else json.dumps(document)
+            )
+        return role
+
+    return classmethod(create)
+
+
+def _role_delete_detaching_policies(original: Any) -> Any:
+    """Detach the policies the stack attached (``ManagedPolicyArns``) before deleting the role, as
+    CloudFormation does; one attached outside the stack still blocks the deletion, as on AWS."""
+
+    def delete(cls, resource_name, cloudformation_json, account_id, region_name):
+        backend = iam_backends[account_id][get_partition(region_name)]
+        for role in [role for role in backend.roles.values() if role.name == resource_name]:
+            attached = getattr(role, "stack_managed_policy_arns", [])
+            for arn in [arn for arn in role.managed_policies if arn in attached]:
+                backend.detach_role_policy(arn, role.name)
+        original.__func__(cls, resource_name, cloudformation_json, account_id, region_name)
+
+    return classmethod(delete)
+
+
+_TRUST_EC2 = "{Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: sts:AssumeRole}]}"
+
+
+def _role_stack(properties: str) -> dict[str, str] | None:
+    """A stack of one role trusted by EC2 with ``properties`` (YAML) besides; its name as output ``Name``."""
+    return _stack(
+        "Resources:\n  Role:\n    Type: AWS::IAM::Role\n    Properties:\n"
+        f"      AssumeRolePolicyDocument: {_TRUST_EC2}\n      {properties}\n"
+        "Outputs:\n  Name: {Value: !Ref Role}\n"
+    )
+
+
+def _customer_managed_policy() -> str:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+    }
+    policy = _aws("iam").create_policy(PolicyName="canary", PolicyDocument=json.dumps(document))
+    return policy["Policy"]["Arn"]
+
+
+@_on_plain_moto
+def _role_managed_policies_ignored() -> bool:
+    arn = _customer_managed_policy()
+    outputs = _role_stack(f"ManagedPolicyArns: [{arn}]")
+    if outputs is None:
+        return True
+    attached = _aws("iam").list_attached_role_policies(RoleName=outputs["Name"])["AttachedPolicies"]
+    return arn not in [policy["PolicyArn"] for policy in attached]
+
+
+@_on_plain_moto
+def _role_inline_policy_not_json() -> bool:
+    statement = "{Effect: Allow, Action: ec2:DescribeVpcs, Resource: '*'}"
+    outputs = _role_stack(f"Policies: [{{PolicyName: inline, PolicyDocument: {{Statement: [{statement}]}}}}]")
+    if outputs is None:
+        return True
+    document = _aws("iam").get_role_policy(RoleName=outputs["Name"], PolicyName="inline")["PolicyDocument"]
+    return not isinstance(document, dict)  # boto3 decodes a JSON document; moto stored a Python repr
+
+
+@_on_plain_moto
+def _role_delete_blocked_by_its_policies() -> bool:
+    arn = _customer_managed_policy()
+    outputs = _role_stack(f"ManagedPolicyArns: [{arn}]")
+    if outputs is None:
+        return True
+    iam = _aws("iam")
+    iam.attach_role_policy(RoleName=outputs["Name"], PolicyArn=arn)  # as ManagedPolicyArns does on AWS
+    _delete_stack()
+    return outputs["Name"] in [role["RoleName"] for role in iam.list_roles()["Roles"]]
+
+
+# --- stack outputs, route tables and EC2 deletions ------------------------------------------------------
 
 
 def _exports_of_existing_outputs(self: Any) -> list[Any]:
@@ -434,9 +881,7 @@ def _exports_of_existing_outputs(self: Any) -> list[Any]:
 
 
 def _create_association(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-    """``AWS::EC2::SubnetRouteTableAssociation`` through ``associate_route_table``: moto's own glue
-    records it aside, so ``describe-route-tables`` showed the subnet on no table (the main one)."""
-
+    """``AWS::EC2::SubnetRouteTableAssociation`` through ``associate_route_table``."""
     props = cloudformation_json["Properties"]
     backend = ec2_backends[account_id][region_name]
     table, subnet = props["RouteTableId"], props["SubnetId"]
@@ -445,7 +890,6 @@ def _create_association(cls, resource_name, cloudformation_json, account_id, reg
 
 
 def _delete_association(self: Any, account_id: str, region_name: str) -> None:
-
     backend = ec2_backends[account_id][region_name]
     table = backend.route_tables.get(self.route_table_id)
     if table is None:
@@ -455,8 +899,12 @@ def _delete_association(self: Any, account_id: str, region_name: str) -> None:
             backend.disassociate_route_table(association_id)
 
 
-def _delete_vpc_endpoint(self: Any, account_id: str, region_name: str) -> None:
+def _install_route_table_association() -> None:
+    SubnetRouteTableAssociation.create_from_cloudformation_json = classmethod(_create_association)
+    SubnetRouteTableAssociation.delete = _delete_association
 
+
+def _delete_vpc_endpoint(self: Any, account_id: str, region_name: str) -> None:
     backend = ec2_backends[account_id][region_name]
     # The stack may have deleted a route table first: drop the endpoint's routes from those left.
     self.route_table_ids = [table for table in self.route_table_ids or [] if table in backend.route_tables]
@@ -464,128 +912,518 @@ def _delete_vpc_endpoint(self: Any, account_id: str, region_name: str) -> None:
 
 
 def _delete_flow_log(self: Any, account_id: str, region_name: str) -> None:
-
     ec2_backends[account_id][region_name].delete_flow_logs([self.id])
 
 
 def _delete_route_table(self: Any, account_id: str, region_name: str) -> None:
-
     ec2_backends[account_id][region_name].delete_route_table(self.id)
 
 
-def _register_deletes() -> None:
-    """Give the EC2 models whose stack deletion moto skips a ``delete`` (moto calls it first)."""
+def _add_delete(model: type, delete: Callable[..., None]) -> Callable[[], None]:
+    """An install giving a model whose stack deletion moto skips a ``delete`` (moto calls it first)."""
 
-    for model, delete in (
-        (SubnetRouteTableAssociation, _delete_association),
-        (VPCEndPoint, _delete_vpc_endpoint),
-        (FlowLogs, _delete_flow_log),
-        (RouteTable, _delete_route_table),
-    ):
-        if not hasattr(model, "delete"):
-            model.delete = delete
+    def install() -> None:
+        model.delete = delete  # type: ignore[attr-defined]
+
+    return install
 
 
-def _camel(value: Any) -> Any:
-    """CloudFormation's PascalCase property keys as the Batch API's camelCase, at every depth."""
-    if isinstance(value, dict):
-        return {key[:1].lower() + key[1:]: _camel(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_camel(item) for item in value]
-    return value
+@_on_plain_moto
+def _conditional_export_kept() -> bool:
+    body = _ONE_RESOURCE + (
+        "Conditions:\n  Never: !Equals [a, b]\n"
+        "Outputs:\n  Off: {Condition: Never, Value: x, Export: {Name: canary-off}}\n"
+    )
+    _stack(body)
+    exports = _aws("cloudformation").list_exports()["Exports"]
+    return "canary-off" in [export["Name"] for export in exports]
 
 
-def _compute_environment_with_service_linked_role(original):
-    """No ``ServiceRole``: AWS Batch uses (and creates) its service-linked role; moto requires an ARN."""
-
-    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        properties = cloudformation_json["Properties"]
-        if not properties.get("ServiceRole"):
-            iam = iam_backends[account_id][get_partition(region_name)]
-            linked = "aws-service-role/batch.amazonaws.com/"
-            role = next((r for r in iam.roles.values() if linked in r.arn), None)
-            if role is None:
-                role = iam.create_service_linked_role("batch.amazonaws.com", None, "")
-            properties = {**properties, "ServiceRole": role.arn}
-        json = {**cloudformation_json, "Properties": properties}
-        return original.__func__(cls, resource_name, json, account_id, region_name, **kwargs)
-
-    create.wrapped = original
-    return classmethod(create)
+def _tables_of(subnet: str) -> list[str]:
+    found = _aws("ec2").describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])
+    return [table["RouteTableId"] for table in found["RouteTables"]]
 
 
-def _create_job_definition(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-    """``AWS::Batch::JobDefinition`` with its ``Type`` (``multinode`` too) and camelCase nested properties."""
-    properties = cloudformation_json["Properties"]
-    backend = batch_backends[account_id][region_name]
-    return backend.register_job_definition(
-        def_name=properties.get("JobDefinitionName", resource_name),
-        parameters=properties.get("Parameters", {}),
-        _type=properties["Type"],
-        tags=properties.get("Tags", {}),
-        retry_strategy=_camel(properties.get("RetryStrategy", {})),
-        container_properties=_camel(properties.get("ContainerProperties")),
-        node_properties=_camel(properties.get("NodeProperties")),
-        eks_properties=_camel(properties.get("EksProperties")),
-        timeout=_camel(properties.get("Timeout", {})),
-        platform_capabilities=properties.get("PlatformCapabilities", ["EC2"]),
-        propagate_tags=properties.get("PropagateTags", False),
+@_on_plain_moto
+def _association_recorded_aside() -> bool:
+    vpc, subnet = _vpc_and_subnet()
+    table = _aws("ec2").create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    body = f"""Resources:
+  Association:
+    Type: AWS::EC2::SubnetRouteTableAssociation
+    Properties: {{SubnetId: {subnet}, RouteTableId: {table}}}
+"""
+    if _stack(body) is None:
+        return True
+    shown = _tables_of(subnet) == [table]
+    _delete_stack()
+    return not shown or table in _tables_of(subnet)
+
+
+def _left_after_stack_deletion(resource: str, describe: Callable[[str], list[Any]]) -> bool:
+    """Deploy a stack of one resource (YAML; ``{vpc}``, ``{table}``: a VPC and route table made outside
+    it) and delete it: whether the resource is left (or the stack could not be created or deleted)."""
+    vpc, _ = _vpc_and_subnet()
+    table = _aws("ec2").create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    resource = resource.format(vpc=vpc, table=table)
+    outputs = _stack(f"Resources:\n  It: {resource}\nOutputs:\n  Id: {{Value: !Ref It}}\n")
+    if outputs is None:
+        return True
+    deleted = _delete_stack()
+    return not deleted or bool(describe(outputs["Id"]))
+
+
+@_on_plain_moto
+def _route_table_left() -> bool:
+    return _left_after_stack_deletion(
+        "{{Type: AWS::EC2::RouteTable, Properties: {{VpcId: {vpc}}}}}",
+        lambda id_: _aws("ec2").describe_route_tables(Filters=[{"Name": "route-table-id", "Values": [id_]}])[
+            "RouteTables"
+        ],
     )
 
 
-def apply() -> list[str]:
-    """Register every extension in this process; return what was added (idempotent)."""
+@_on_plain_moto
+def _vpc_endpoint_left() -> bool:
+    return _left_after_stack_deletion(
+        "{{Type: AWS::EC2::VPCEndpoint, Properties: {{VpcId: {vpc}, ServiceName: com.amazonaws.us-east-1.s3,"
+        " VpcEndpointType: Gateway, RouteTableIds: [{table}]}}}}",
+        lambda id_: [  # a deleted endpoint is listed a while as "deleted", on AWS too
+            e
+            for e in _aws("ec2").describe_vpc_endpoints()["VpcEndpoints"]
+            if e["VpcEndpointId"] == id_ and e["State"] != "deleted"
+        ],
+    )
 
+
+@_on_plain_moto
+def _flow_log_left() -> bool:
+    return _left_after_stack_deletion(
+        "{{Type: AWS::EC2::FlowLog, Properties: {{ResourceId: {vpc}, ResourceType: VPC, TrafficType: ALL,"
+        " LogDestinationType: cloud-watch-logs, LogGroupName: canary,"
+        " DeliverLogsPermissionArn: 'arn:aws:iam::123456789012:role/canary'}}}}",
+        lambda id_: [f for f in _aws("ec2").describe_flow_logs()["FlowLogs"] if f["FlowLogId"] == id_],
+    )
+
+
+# --- iam:SimulatePrincipalPolicy ---------------------------------------------------------------------------
+
+# Parameters of the API the emulator does not model: a request with one is refused, never half-answered.
+_SIMULATION_UNMODELLED = ("PolicyExclusionList", "ResourcePolicy", "ResourceOwner", "CallerArn")
+
+
+def _document(text: Any, name: str) -> dict[str, Any]:
+    if isinstance(text, dict):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidInput(f"policy {name} is not a JSON document") from None
+
+
+def _managed(policy: Any) -> iam_policy.Policy:
+    """A managed policy's default version."""
+    document = next(version.document for version in policy.versions if version.is_default)
+    kind = "aws-managed" if ":iam::aws:policy/" in policy.arn else "user-managed"
+    return iam_policy.Policy(policy.name, kind, _document(document, policy.arn))
+
+
+def _policies_of(entity: Any, kind: str) -> list[iam_policy.Policy]:
+    """A role's, user's or group's inline and attached managed policies."""
+    inline = [
+        iam_policy.Policy(name, kind, _document(document, name)) for name, document in entity.policies.items()
+    ]
+    return inline + [_managed(policy) for policy in entity.managed_policies.values()]
+
+
+def _principal_policies(
+    backend: Any, arn: str
+) -> tuple[list[iam_policy.Policy], list[iam_policy.Policy] | None]:
+    """The identity policies of the role or user ``arn`` (a user's groups' too) and its boundary."""
+    resource = arn.split(":", 5)[5] if arn.count(":") >= 5 else ""
+    kind, _, path_and_name = resource.partition("/")
+    if kind == "role":
+        entity, groups = backend.get_role_by_arn(arn), []
+    elif kind == "user":
+        name = path_and_name.rsplit("/", 1)[-1]
+        entity, groups = backend.get_user(name), backend.get_groups_for_user(name)
+    else:
+        raise InvalidInput(f"PolicySourceArn {arn}: the emulator simulates roles and users only")
+    identity = _policies_of(entity, kind) + [p for group in groups for p in _policies_of(group, "group")]
+    boundary_arn = getattr(entity, "permissions_boundary_arn", None)
+    boundary = [_managed(backend.get_policy(boundary_arn))] if boundary_arn else None
+    return identity, boundary
+
+
+def _context(entries: list[dict[str, Any]]) -> iam_policy.Context:
+    return {entry["ContextKeyName"].lower(): list(entry.get("ContextKeyValues") or []) for entry in entries}
+
+
+def _evaluation_result(action: str, resource: str, decision: iam_policy.Decision, listed: bool) -> dict:
+    """One ``EvaluationResult`` (the API's shape); with ``ResourceArns`` given, the missing context values
+    go under ``ResourceSpecificResults``, as AWS documents."""
+    for unevaluated in decision.unevaluated:
+        LOG.warning(
+            "SimulatePrincipalPolicy %s on %s: a statement of %s was not evaluated (%s): implicitDeny",
+            action,
+            resource,
+            unevaluated.policy.policy_id,
+            unevaluated.reason,
+        )
+    statements = [
+        {"SourcePolicyId": p.policy_id, "SourcePolicyType": p.policy_type} for p in decision.matched
+    ]
+    missing = sorted(decision.missing)
+    boundary = {}
+    if decision.allowed_by_boundary is not None:
+        detail = {"AllowedByPermissionsBoundary": decision.allowed_by_boundary}
+        boundary = {"PermissionsBoundaryDecisionDetail": detail}
+    result = {
+        "EvalActionName": action,
+        "EvalResourceName": resource,
+        "EvalDecision": decision.decision,
+        "MatchedStatements": statements,
+        "MissingContextValues": [] if listed else missing,
+        **boundary,
+    }
+    if listed:
+        specific = {"EvalResourceName": resource, "EvalResourceDecision": decision.decision}
+        result["ResourceSpecificResults"] = [
+            {**specific, "MatchedStatements": statements, "MissingContextValues": missing, **boundary}
+        ]
+    return result
+
+
+def _simulated_policies(request: Any) -> tuple[list[iam_policy.Policy], list[iam_policy.Policy] | None]:
+    """The principal's policies, plus ``PolicyInputList``; ``PermissionsBoundaryPolicyInputList`` in
+    place of its boundary when given."""
+    unmodelled = [name for name in _SIMULATION_UNMODELLED if request._get_param(name)]
+    if unmodelled:
+        raise InvalidInput(f"the emulator's SimulatePrincipalPolicy does not model {', '.join(unmodelled)}")
+    identity, boundary = _principal_policies(request.backend, request._get_param("PolicySourceArn"))
+    for i, text in enumerate(request._get_param("PolicyInputList") or [], 1):
+        identity.append(iam_policy.Policy(f"PolicyInputList.{i}", "none", _document(text, "PolicyInputList")))
+    boundaries = request._get_param("PermissionsBoundaryPolicyInputList") or []
+    if boundaries:
+        name = "PermissionsBoundaryPolicyInputList.1"
+        boundary = [iam_policy.Policy(name, "none", _document(boundaries[0], name))]
+    return identity, boundary
+
+
+def _simulate_principal_policy(self: Any) -> ActionResult:
+    """``IamResponse.simulate_principal_policy``: each action on each resource (default ``*``), paginated."""
+    identity, boundary = _simulated_policies(self)
+    context = _context(self._get_param("ContextEntries") or [])
+    listed = self._get_param("ResourceArns") or []
+    results = []
+    for action in self._get_param("ActionNames") or []:
+        for resource in listed or ["*"]:
+            decision = iam_policy.evaluate(action, resource, identity, boundary, context)
+            results.append(_evaluation_result(action, resource, decision, bool(listed)))
+    start, size = int(self._get_param("Marker") or 0), self._get_int_param("MaxItems", 100)
+    page = {"EvaluationResults": results[start : start + size], "IsTruncated": start + size < len(results)}
+    if page["IsTruncated"]:
+        page["Marker"] = str(start + size)
+    return ActionResult(page)
+
+
+@_on_plain_moto
+def _simulate_principal_policy_missing() -> bool:
+    iam = _aws("iam")
+    trust = {
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+    }
+    role = iam.create_role(RoleName="canary", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    allow = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+    }
+    iam.put_role_policy(RoleName="canary", PolicyName="read", PolicyDocument=json.dumps(allow))
+    try:
+        results = iam.simulate_principal_policy(
+            PolicySourceArn=role, ActionNames=["s3:GetObject", "s3:PutObject"]
+        )
+    except Exception:
+        return True
+    decisions = [result["EvalDecision"] for result in results["EvaluationResults"]]
+    return decisions != ["allowed", "implicitDeny"]
+
+
+# --- the registry ----------------------------------------------------------------------------------------
+
+_ROLE_CREATE = "`iam.models.Role.create_from_cloudformation_json` (wrapped)"
+
+REGISTRY: tuple[Patch, ...] = (
+    Patch(
+        "fn-cidr",
+        "`Fn::Cidr`",
+        "the intrinsic function is left unresolved (an output of it reads `Fn::Cidr`)",
+        "resolves Fn::Cidr",
+        "`cloudformation.parsing.clean_json` (wrapped)",
+        lambda: _wrap(parsing, "clean_json", _clean_json_with_cidr),
+        _cidr_unresolved,
+    ),
+    Patch(
+        "novalue-in-lists",
+        "`AWS::NoValue` inside lists",
+        "kept as `None`, so `Fn::Join` gives `a,None` and lists of ids carry a `None`",
+        "drops AWS::NoValue from lists",
+        "`cloudformation.parsing.clean_json` (wrapped)",
+        lambda: _wrap(parsing, "clean_json", _clean_json_without_novalue),
+        _novalue_kept_in_lists,
+    ),
+    Patch(
+        "condition-tag",
+        "short-form `!Condition`",
+        "read as `Fn::Condition`, so a condition built on another one is always false",
+        "reads the short-form !Condition tag",
+        "`yaml_tag_constructor` of `cloudformation.models` and `.responses` (wrapped)",
+        _wrap_yaml_tags(_yaml_condition_tag),
+        _condition_tag_misread,
+    ),
+    Patch(
+        "tag-on-mapping",
+        'short-form tags on a mapping (`!ImportValue {"Fn::Sub": ...}`)',
+        "kept as raw YAML nodes, so the import (or other function) fails",
+        "reads short-form tags on mappings",
+        "`yaml_tag_constructor` of `cloudformation.models` and `.responses` (wrapped)",
+        _wrap_yaml_tags(_yaml_tag_on_mapping),
+        _tag_on_mapping_kept_raw,
+    ),
+    Patch(
+        "batch-service-linked-role",
+        "`AWS::Batch::ComputeEnvironment` without `ServiceRole`",
+        "rejected; AWS uses the Batch service-linked role, created here through IAM",
+        "creates a compute environment without ServiceRole",
+        "`batch.models.ComputeEnvironment.create_from_cloudformation_json` (wrapped)",
+        lambda: _wrap(
+            ComputeEnvironment,
+            "create_from_cloudformation_json",
+            _compute_environment_with_service_linked_role,
+        ),
+        _batch_needs_service_role,
+    ),
+    Patch(
+        "batch-job-definition",
+        "`AWS::Batch::JobDefinition`",
+        "always registered as `container` (so `multinode` fails), nested keys left PascalCase",
+        "registers job definitions with their Type and camelCase nested keys",
+        "`batch.models.JobDefinition.create_from_cloudformation_json` (replaced)",
+        lambda: setattr(
+            JobDefinition, "create_from_cloudformation_json", classmethod(_create_job_definition)
+        ),
+        _job_definition_always_container,
+    ),
+    Patch(
+        "sg-egress",
+        "`AWS::EC2::SecurityGroupEgress`",
+        "no model: the rule is silently not created",
+        "models AWS::EC2::SecurityGroupEgress",
+        "a `CloudFormationModel` subclass (added)",
+        _register_model(SecurityGroupEgress),
+        _security_group_egress_skipped,
+    ),
+    Patch(
+        "bucket-policy",
+        "`AWS::S3::BucketPolicy`",
+        "no model: the policy is silently not attached",
+        "models AWS::S3::BucketPolicy",
+        "a `CloudFormationModel` subclass (added)",
+        _register_model(BucketPolicy),
+        _bucket_policy_skipped,
+    ),
+    Patch(
+        "fsx-file-system",
+        "`AWS::FSx::FileSystem` (Lustre, OpenZFS)",
+        "no model although the FSx backend exists: silently skipped, and `!GetAtt` on it fails the stack",
+        "models AWS::FSx::FileSystem",
+        "a `CloudFormationModel` subclass (added)",
+        _register_model(FsxFileSystem),
+        _fsx_model_missing,
+    ),
+    Patch(
+        "fsx-ids",
+        "FSx file system ids",
+        "`fs-` and 8 hex digits; AWS makes 17, and ParallelCluster's schema rejects 8",
+        "makes FSx ids of AWS's shape",
+        "`fsx.models.FileSystem.__init__` (wrapped)",
+        lambda: _wrap(FileSystem, "__init__", _file_system_with_aws_id),
+        _fsx_ids_short,
+    ),
+    Patch(
+        "fsx-assigned-configuration",
+        "Lustre `MountName`, OpenZFS `RootVolumeId`",
+        "not assigned by `CreateFileSystem`, where AWS assigns both",
+        "assigns a Lustre MountName and an OpenZFS RootVolumeId",
+        "`fsx.models.FSxBackend.create_file_system` (wrapped)",
+        lambda: _wrap(FSxBackend, "create_file_system", _file_system_with_assigned_configuration),
+        _fsx_configuration_unassigned,
+    ),
+    Patch(
+        "fsx-network-interfaces",
+        "FSx network interfaces",
+        "none created, so a file system has no `NetworkInterfaceIds` or `VpcId` and its security groups "
+        "cannot be found; the extension creates one in its first subnet with its groups, deleted with it",
+        "gives a file system a network interface in its subnet and deletes it with the file system",
+        "`FSxBackend.create_file_system`, `.delete_file_system`, `FileSystem.to_dict` (wrapped)",
+        _install_fsx_network_interfaces,
+        _fsx_without_network_interfaces,
+    ),
+    Patch(
+        "bucket-properties",
+        "`AWS::S3::Bucket` versioning, public access block, ownership controls, lifecycle rules",
+        "ignored",
+        "applies a bucket's versioning, public access block, ownership controls and lifecycle rules",
+        "`s3.models.FakeBucket.create_from_cloudformation_json` (wrapped)",
+        lambda: _wrap(FakeBucket, "create_from_cloudformation_json", _bucket_with_properties),
+        _bucket_properties_ignored,
+    ),
+    Patch(
+        "bucket-policy-conditions",
+        "bucket policy conditions (`aws:SecureTransport`)",
+        "`Bool` ignored, and a statement whose condition fails returns Deny, so the TLS-only `Deny` every "
+        "bucket here carries denies every request; the extension applies a statement only when its "
+        "conditions hold, with `aws:SecureTransport` true (the emulator serves HTTPS only)",
+        "lets requests through a TLS-only bucket policy",
+        "`s3.models.FakeBucket.get_permission` (replaced)",
+        lambda: setattr(FakeBucket, "get_permission", _bucket_permission_with_request_context),
+        _tls_only_policy_denies_all,
+    ),
+    Patch(
+        "role-managed-policies",
+        "`AWS::IAM::Role` `ManagedPolicyArns`",
+        "ignored",
+        "attaches a role's ManagedPolicyArns",
+        _ROLE_CREATE,
+        lambda: _wrap(Role, "create_from_cloudformation_json", _role_with_managed_policies),
+        _role_managed_policies_ignored,
+    ),
+    Patch(
+        "role-inline-policies",
+        "`AWS::IAM::Role` `Policies`",
+        "stored as a Python `repr`, not JSON, so `GetRolePolicy` returns a document no JSON parser reads",
+        "stores a role's inline policies as JSON",
+        _ROLE_CREATE,
+        lambda: _wrap(Role, "create_from_cloudformation_json", _role_with_json_policies),
+        _role_inline_policy_not_json,
+    ),
+    Patch(
+        "role-delete-detaches",
+        "deleting an `AWS::IAM::Role` with `ManagedPolicyArns`",
+        "fails (`DeleteConflict`): moto does not detach them first, as CloudFormation does",
+        "detaches a role's ManagedPolicyArns before deleting it",
+        "`iam.models.Role.delete_from_cloudformation_json` (wrapped)",
+        lambda: _wrap(Role, "delete_from_cloudformation_json", _role_delete_detaching_policies),
+        _role_delete_blocked_by_its_policies,
+    ),
+    Patch(
+        "conditional-exports",
+        "exports of outputs whose `Condition` is false",
+        "exported, with the value `None`",
+        "skips the exports of outputs whose condition is false",
+        "`cloudformation.parsing.OutputMap.exports` (replaced)",
+        lambda: setattr(parsing.OutputMap, "exports", property(_exports_of_existing_outputs)),
+        _conditional_export_kept,
+    ),
+    Patch(
+        "route-table-association",
+        "`AWS::EC2::SubnetRouteTableAssociation`",
+        "recorded aside, not on the route table: `describe-route-tables` shows the subnet on the VPC's "
+        "main table",
+        "associates the subnet with the route table (and disassociates it on deletion)",
+        "`ec2.models.subnets.SubnetRouteTableAssociation.create_from_cloudformation_json` (replaced), "
+        "`.delete` (added)",
+        _install_route_table_association,
+        _association_recorded_aside,
+    ),
+    Patch(
+        "delete-route-table",
+        "deleting an `AWS::EC2::RouteTable`",
+        "skipped, so the route table stays and its VPC cannot be deleted",
+        "deletes a stack's route tables",
+        "`ec2.models.route_tables.RouteTable.delete` (added)",
+        _add_delete(RouteTable, _delete_route_table),
+        _route_table_left,
+    ),
+    Patch(
+        "delete-vpc-endpoint",
+        "deleting an `AWS::EC2::VPCEndpoint`",
+        "skipped, so the endpoint stays and its VPC cannot be deleted",
+        "deletes a stack's VPC endpoints",
+        "`ec2.models.vpcs.VPCEndPoint.delete` (added)",
+        _add_delete(VPCEndPoint, _delete_vpc_endpoint),
+        _vpc_endpoint_left,
+    ),
+    Patch(
+        "delete-flow-log",
+        "deleting an `AWS::EC2::FlowLog`",
+        "skipped, so the flow log stays and its VPC cannot be deleted",
+        "deletes a stack's flow logs",
+        "`ec2.models.flow_logs.FlowLogs.delete` (added)",
+        _add_delete(FlowLogs, _delete_flow_log),
+        _flow_log_left,
+    ),
+    Patch(
+        "iam-simulate-principal-policy",
+        "`iam:SimulatePrincipalPolicy`",
+        "not implemented; the extension evaluates a role's or user's inline and managed policies (default "
+        "versions) and permissions boundary, as documented in [`iam_policy.py`](iam_policy.py)",
+        "implements SimulatePrincipalPolicy",
+        "`iam.responses.IamResponse.simulate_principal_policy` (added)",
+        lambda: setattr(IamResponse, "simulate_principal_policy", _simulate_principal_policy),
+        _simulate_principal_policy_missing,
+    ),
+)
+
+
+def apply() -> list[str]:
+    """Install every patch of ``REGISTRY`` in this process (idempotent); return their ids."""
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(f"moto {moto.__version__} found; the extensions are written for {MOTO_VERSION}")
-    if not hasattr(parsing.clean_json, "wrapped"):
-        parsing.clean_json = _clean_json_with_extensions(parsing.clean_json)
+    for patch in REGISTRY:
+        if patch.id not in _APPLIED:
+            patch.install()
+            _APPLIED.add(patch.id)
+    return [patch.id for patch in REGISTRY]
 
-    for module in (cfn_models, cfn_responses):
-        if not hasattr(module.yaml_tag_constructor, "wrapped"):
-            module.yaml_tag_constructor = _yaml_tags_with_condition(module.yaml_tag_constructor)
 
-    if not hasattr(FakeBucket.create_from_cloudformation_json, "wrapped"):
-        FakeBucket.create_from_cloudformation_json = _bucket_with_properties(
-            FakeBucket.__dict__["create_from_cloudformation_json"]
-        )
-    if not hasattr(ComputeEnvironment.create_from_cloudformation_json, "wrapped"):
-        ComputeEnvironment.create_from_cloudformation_json = _compute_environment_with_service_linked_role(
-            ComputeEnvironment.__dict__["create_from_cloudformation_json"]
-        )
-    JobDefinition.create_from_cloudformation_json = classmethod(_create_job_definition)
-    SubnetRouteTableAssociation.create_from_cloudformation_json = classmethod(_create_association)
-    FakeBucket.get_permission = _bucket_permission_with_request_context
-    if not hasattr(FileSystem.to_dict, "wrapped"):
-        FileSystem.__init__ = _file_system_with_aws_id(FileSystem.__init__)
-        FileSystem.to_dict = _file_system_dict_with_network(FileSystem.to_dict)
-        FSxBackend.delete_file_system = _delete_file_system_and_its_interfaces(FSxBackend.delete_file_system)
-    if not hasattr(Role.create_from_cloudformation_json, "wrapped"):
-        Role.create_from_cloudformation_json = _role_with_managed_policies(
-            Role.__dict__["create_from_cloudformation_json"]
-        )
-        Role.delete_from_cloudformation_json = _role_delete_detaching_policies(
-            Role.__dict__["delete_from_cloudformation_json"]
-        )
-    parsing.get_model_list.cache_clear()
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
-    if getattr(parsing.OutputMap.exports, "fget", None) is not _exports_of_existing_outputs:
-        parsing.OutputMap.exports = property(_exports_of_existing_outputs)
-    _register_deletes()
-    models = [model.cloudformation_type() for model in EXTENSION_MODELS]
-    return [
-        "Fn::Cidr",
-        "!Condition",
-        "short-form tags on mappings",
-        "Batch service-linked role",
-        "AWS::Batch::JobDefinition",
-        "AWS::NoValue in lists",
-        *models,
-        "AWS::S3::Bucket properties",
-        "AWS::IAM::Role ManagedPolicyArns",
-        "bucket policy conditions",
-        "conditional exports",
-        "subnet route table associations",
-        "EC2 deletes",
-    ]
+def table() -> str:
+    """The README's Markdown table of the extensions, one row per patch."""
+    rows = [f"| patch | extension | moto {MOTO_VERSION} without it | applied to |", "|---|---|---|---|"]
+    rows += [f"| `{p.id}` | {p.extension} | {p.gap} | {p.where} |" for p in REGISTRY]
+    return "\n".join(rows)
+
+
+def run_canaries() -> dict[str, dict[str, Any]]:
+    """Every canary's answer in this process: ``{"gap": bool}``, or ``{"error": traceback}``."""
+    results: dict[str, dict[str, Any]] = {}
+    for patch in REGISTRY:
+        try:
+            results[patch.id] = {"gap": bool(patch.canary())}
+        except Exception:
+            results[patch.id] = {"error": traceback.format_exc(limit=-4)}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The emulator's moto patches: their table and canaries.")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", action="store_true", help="print the README's Markdown table")
+    what.add_argument("--canaries", action="store_true", help="run every canary; one JSON line on stdout")
+    parser.add_argument("--applied", action="store_true", help="with --canaries: apply every patch first")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table())
+        return 0
+    if args.applied:
+        apply()
+    elif _APPLIED:
+        raise RuntimeError(f"patches {sorted(_APPLIED)} are applied: canaries need plain moto")
+    print(json.dumps({"applied": sorted(_APPLIED), "results": run_canaries()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,8 +4,9 @@
         --provisioning-parameters build/provisioning_parameters.json
 
 Prints one line per check, ``✓`` or ``✗`` with what was found and, on failure, the fix; then a summary.
-Exit status: 0 when every check passes, 1 when any fails, 2 when the inputs cannot be read. Needs read
-access to EC2, FSx, S3 and IAM (boto3, your AWS configuration or ``--region``). The checks:
+Exit status: 0 when every check passes, 1 when any fails, 2 when the inputs cannot be read or a check
+cannot run. Needs read access to EC2, FSx, S3 and IAM, including ``iam:SimulatePrincipalPolicy`` (boto3,
+your AWS configuration or ``--region``). The checks:
 
 - every group that provisioning_parameters.json names is an instance group of the cluster, and the
   controller group has one instance;
@@ -17,14 +18,14 @@ access to EC2, FSx, S3 and IAM (boto3, your AWS configuration or ``--region``). 
   shares a security group with the cluster (likewise the OpenZFS DNS name when given);
 - the lifecycle scripts (``OnCreate`` and provisioning_parameters.json, equal to the local one) are
   under ``SourceS3Uri``;
-- the execution role exists, trusts sagemaker.amazonaws.com, and its policies allow ``s3:GetObject``
-  on the lifecycle scripts (the managed policy covers ``sagemaker-*`` buckets only).
+- the execution role exists, trusts sagemaker.amazonaws.com, and IAM's policy simulator says it may
+  ``s3:GetObject`` the lifecycle scripts and ``s3:ListBucket`` their bucket (the managed policy covers
+  ``sagemaker-*`` buckets of the role's account only).
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 import urllib.parse
@@ -36,10 +37,15 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 ALL_TRAFFIC = "-1"
+ACCESS_DENIED = ("AccessDenied", "AccessDeniedException")
 
 
 class InputError(Exception):
     """Inputs that cannot be read; one line naming the file and the fix (exit status 2)."""
+
+
+class CheckError(Exception):
+    """A check that cannot run; one line naming the cause and the fix (exit status 2)."""
 
 
 @dataclass
@@ -89,36 +95,47 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def statement_matches(statement: dict[str, Any], action: str, resource: str) -> bool:
-    actions = [a.lower() for a in as_list(statement.get("Action", []))]
-    resources = as_list(statement.get("Resource", []))
-    return any(fnmatch.fnmatchcase(action.lower(), a) for a in actions) and any(
-        fnmatch.fnmatchcase(resource, r) for r in resources
-    )
-
-
-def allows(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """Identity-policy evaluation for one action on one resource: an Allow matches and no Deny does.
-    Conditions are not evaluated (the managed policy's only one is same-account, which holds here)."""
-    statements = [s for doc in documents for s in as_list(doc.get("Statement", []))]
-    denied = any(s.get("Effect") == "Deny" and statement_matches(s, action, resource) for s in statements)
-    allowed = any(s.get("Effect") == "Allow" and statement_matches(s, action, resource) for s in statements)
-    return allowed and not denied
-
-
-def role_documents(iam: Any, role_name: str) -> list[dict[str, Any]]:
-    """Every identity policy of the role: inline and attached managed (default versions)."""
-    documents = [
-        policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])
-        for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+def context_entries(role_arn: str, resource_account: str | None) -> list[dict[str, Any]]:
+    """The request context of the role reading the scripts, for conditions such as the managed policy's
+    ``aws:ResourceAccount`` equal to ``${aws:PrincipalAccount}``."""
+    keys = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": role_arn.split(":")[4]}
+    if resource_account:
+        keys["aws:ResourceAccount"] = resource_account
+    return [
+        {"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
+        for key, value in keys.items()
     ]
-    for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
-        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
-        version = iam.get_policy_version(
-            PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"]
-        )
-        documents.append(policy_document(version["PolicyVersion"]["Document"]))
-    return documents
+
+
+def simulate(iam: Any, role_arn: str, action: str, resource: str, context: list[dict[str, Any]]) -> dict:
+    """IAM's policy simulator for the role's ``action`` on ``resource``: its evaluation result."""
+    paginator = iam.get_paginator("simulate_principal_policy")
+    pages = paginator.paginate(
+        PolicySourceArn=role_arn, ActionNames=[action], ResourceArns=[resource], ContextEntries=context
+    )
+    try:
+        results = [result for page in pages for result in page["EvaluationResults"]]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ACCESS_DENIED:
+            raise
+        raise CheckError(
+            f"iam:SimulatePrincipalPolicy on {role_arn} was denied to the caller: the execution role's "
+            "permissions are checked with it; grant it to the caller (e.g. the IAMReadOnlyAccess managed "
+            "policy) and rerun"
+        ) from None
+    matching = [r for r in results if r["EvalActionName"] == action and r["EvalResourceName"] == resource]
+    if not matching:
+        raise CheckError(f"iam:SimulatePrincipalPolicy returned no result for {action} on {resource}")
+    return matching[0]
+
+
+def denial(action: str, resource: str, result: dict[str, Any]) -> str:
+    """``ACTION on RESOURCE (decision[; missing context KEYS])``: one denied request, as IAM explains it."""
+    missing = set(result.get("MissingContextValues") or [])
+    for specific in result.get("ResourceSpecificResults") or []:
+        missing.update(specific.get("MissingContextValues") or [])
+    why = result["EvalDecision"] + (f"; missing context {', '.join(sorted(missing))}" if missing else "")
+    return f"{action} on {resource} ({why})"
 
 
 class Validator:
@@ -343,7 +360,7 @@ class Validator:
             for g in self.groups.values()
         }
         roles = {g.get("ExecutionRole", "") for g in self.groups.values()}
-        role_ok = {role: self.check_role(role) for role in sorted(roles)}
+        role_arns = {role: self.check_role(role) for role in sorted(roles)}
         for uri, on_create in sorted(sources):
             parsed = urllib.parse.urlparse(uri)
             if parsed.scheme != "s3" or not parsed.netloc:
@@ -354,20 +371,39 @@ class Validator:
                 prefix += "/"
             self.check_object(bucket, prefix + on_create, "OnCreate script")
             self.check_uploaded_parameters(bucket, prefix + "provisioning_parameters.json")
-            for role, documents in role_ok.items():
-                if documents is None:
-                    continue
-                partition = role.split(":")[1]
-                arn = f"arn:{partition}:s3:::{bucket}/{prefix}{on_create}"
-                readable = allows(documents, "s3:GetObject", arn)
-                self.report.check(
-                    readable,
-                    "lifecycle bucket",
-                    f"the execution role may read s3://{bucket}/{prefix}"
-                    if readable
-                    else f"the execution role's policies do not allow s3:GetObject on {arn}: name the bucket "
-                    "sagemaker-... (the managed policy's pattern) or grant it in the role",
-                )
+            for role in [arn for arn in role_arns.values() if arn]:
+                self.check_role_reads(role, bucket, prefix + on_create)
+
+    def check_role_reads(self, role: str, bucket: str, key: str) -> None:
+        """Whether the role may list the bucket and read the ``OnCreate`` script, as IAM's simulator says."""
+        bucket_arn = f"arn:{role.split(':')[1]}:s3:::{bucket}"
+        requests = [("s3:GetObject", f"{bucket_arn}/{key}"), ("s3:ListBucket", bucket_arn)]
+        context = context_entries(role, self.bucket_account(bucket, role.split(":")[4]))
+        results = [(action, arn, simulate(self.iam, role, action, arn, context)) for action, arn in requests]
+        denied = [(action, arn, r) for action, arn, r in results if r["EvalDecision"] != "allowed"]
+        explicit = any(r["EvalDecision"] == "explicitDeny" for _, _, r in denied)
+        fix = (
+            "a Deny of the role's policies or permissions boundary blocks it: narrow that Deny"
+            if explicit
+            else "name the bucket sagemaker-... (the managed policy's pattern) or grant it in the role"
+        )
+        self.report.check(
+            not denied,
+            "lifecycle bucket",
+            f"the execution role may list s3://{bucket} and read {key}"
+            if not denied
+            else "the execution role's policies do not allow "
+            + ", ".join(denial(action, arn, r) for action, arn, r in denied)
+            + f": {fix}",
+        )
+
+    def bucket_account(self, bucket: str, account: str) -> str | None:
+        """``account`` when it owns the bucket, else None (not known)."""
+        try:
+            self.s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
+        except ClientError:
+            return None
+        return account
 
     def check_object(self, bucket: str, key: str, what: str) -> bytes | None:
         try:
@@ -395,8 +431,8 @@ class Validator:
             "equal to the local file" if same else "differ from the local file: upload it again",
         )
 
-    def check_role(self, arn: str) -> list[dict[str, Any]] | None:
-        """Role checks; its policy documents when it exists."""
+    def check_role(self, arn: str) -> str | None:
+        """Role checks; the role's ARN as IAM gives it, when it exists."""
         name = arn.rsplit("/", 1)[-1]
         try:
             role = self.iam.get_role(RoleName=name)["Role"]
@@ -418,7 +454,7 @@ class Validator:
             if trusted
             else f"{name} does not trust sagemaker.amazonaws.com: fix its AssumeRolePolicyDocument",
         )
-        return role_documents(self.iam, name)
+        return role["Arn"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("no AWS region configured: pass --region or set AWS_DEFAULT_REGION")
         print(f"# validate_config: cluster {config.get('ClusterName')} in {session.region_name}")
         Validator(session, config, params, report).run()
-    except InputError as exc:
+    except (InputError, CheckError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except NoCredentialsError:

@@ -5,13 +5,16 @@ create-cluster, and the template's conditions and parameter constraints by offli
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from testbed.cfn import TemplateParameterError, load_template, render
 from testbed.walkthrough import run_walkthrough
@@ -341,6 +344,39 @@ def _bucket_the_role_cannot_read(config, params, stacks, aws_emulator):
         group["LifeCycleConfig"]["SourceS3Uri"] = "s3://hp-lifecycle-elsewhere/scripts/"
 
 
+SAGEMAKER_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+CLUSTER_INSTANCE_POLICY = "arn:aws:iam::aws:policy/AmazonSageMakerClusterInstanceRolePolicy"
+
+
+def use_role(aws_emulator, config, name: str, statements: list[dict], managed: tuple[str, ...] = ()) -> None:
+    """Make every group's execution role a new role with these inline statements (removed first if left
+    from an earlier run) and managed policies."""
+    iam = aws_emulator.client("iam")
+    if name in [role["RoleName"] for role in iam.list_roles()["Roles"]]:
+        for arn in managed:
+            iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+        iam.delete_role_policy(RoleName=name, PolicyName="inline")
+        iam.delete_role(RoleName=name)
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(SAGEMAKER_TRUST))["Role"]["Arn"]
+    document = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=json.dumps(document))
+    for policy in managed:
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+    for group in config["InstanceGroups"]:
+        group["ExecutionRole"] = arn
+
+
+def _deny_outside_approved_buckets(config, params, stacks, aws_emulator):
+    # An explicit Deny by NotResource: the managed policy allows the sagemaker-* bucket, this denies it.
+    deny = {"Effect": "Deny", "Action": "s3:*", "NotResource": ["arn:aws:s3:::approved-*"]}
+    use_role(aws_emulator, config, "hp-deny-unapproved", [deny], (CLUSTER_INSTANCE_POLICY,))
+
+
 def _scripts_not_uploaded(config, params, stacks, aws_emulator):
     for group in config["InstanceGroups"]:
         group["LifeCycleConfig"]["SourceS3Uri"] = f"s3://{stacks[1]['LifecycleBucketName']}/elsewhere"
@@ -366,7 +402,14 @@ BROKEN = [  # what breaks, the first ✗ line, what it says, how many checks fai
     (
         _bucket_the_role_cannot_read,
         "✗ lifecycle bucket",
-        "do not allow s3:GetObject on arn:aws:s3:::hp-lifecycle",
+        "do not allow s3:GetObject on arn:aws:s3:::hp-lifecycle-elsewhere/scripts/on_create.sh "
+        "(implicitDeny), s3:ListBucket on arn:aws:s3:::hp-lifecycle-elsewhere (implicitDeny): name the",
+        1,
+    ),
+    (
+        _deny_outside_approved_buckets,
+        "✗ lifecycle bucket",
+        "on_create.sh (explicitDeny), s3:ListBucket on arn:aws:s3:::sagemaker-",
         1,
     ),
     (_scripts_not_uploaded, "✗ OnCreate script", "elsewhere/on_create.sh: NoSuchKey", 2),
@@ -387,6 +430,68 @@ def test_validate_fails_on_a_broken_config(
     failed = [line for line in done.stdout.splitlines() if line.startswith("✗")]
     assert len(failed) == failures and failed[0].startswith(check) and detail in failed[0], done.stdout
     assert done.stdout.splitlines()[-1].endswith(f" {failures} failed -> FAILED")
+
+
+@pytest.mark.aws_emulator
+def test_validate_honours_not_action_in_the_role(aws_emulator, stacks, rendered, tmp_path):
+    # Everything but IAM, on any resource: reads a bucket that the managed policy's pattern does not cover.
+    config, params = copy.deepcopy(rendered)
+    _bucket_the_role_cannot_read(config, params, stacks, aws_emulator)
+    use_role(
+        aws_emulator, config, "hp-not-action", [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]
+    )
+    done = validate(aws_emulator, tmp_path, config, params)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "✓ lifecycle bucket: the execution role may list s3://hp-lifecycle-elsewhere and read" in done.stdout
+    )
+
+
+def load_validator(monkeypatch):
+    """validate_config.py as a module of this process (registered for its dataclasses while the test runs)."""
+    spec = importlib.util.spec_from_file_location("hyperpod_validate_config", FOLDER / "validate_config.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.aws_emulator
+def test_validate_without_simulate_permission_is_one_error_line(
+    aws_emulator, rendered, tmp_path, monkeypatch, capsys
+):
+    """The caller may not call iam:SimulatePrincipalPolicy: IAM answers AccessDenied (injected here as AWS
+    sends it; the emulator does not check the caller's permissions)."""
+    denied = {
+        "Error": {
+            "Code": "AccessDenied",
+            "Message": "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: "
+            "iam:SimulatePrincipalPolicy",
+        },
+        "ResponseMetadata": {"HTTPStatusCode": 403},
+    }
+    session_class = boto3.session.Session
+
+    def session(**kwargs):
+        created = session_class(**kwargs)
+        created.events.register(
+            "before-call.iam.SimulatePrincipalPolicy",
+            lambda **_: (AWSResponse("https://iam.amazonaws.com/", 403, {}, None), denied),
+        )
+        return created
+
+    validator = load_validator(monkeypatch)
+    aws_emulator.export(monkeypatch.setenv)
+    monkeypatch.setattr(validator.boto3.session, "Session", session)
+    (tmp_path / "cluster-config.json").write_text(json.dumps(rendered[0]))
+    (tmp_path / "provisioning_parameters.json").write_text(json.dumps(rendered[1]))
+    code = validator.main(["--cluster-config", str(tmp_path / "cluster-config.json")])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: iam:SimulatePrincipalPolicy on arn:aws:iam::123456789012:role/") and (
+        "grant it to the caller" in err
+    ), err
+    assert "✓ execution role" in out and "lifecycle bucket" not in out
 
 
 @pytest.mark.aws_emulator
