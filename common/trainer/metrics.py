@@ -68,6 +68,12 @@ def mfu_pct(tflops: float, peak_tflops: float | None) -> float | None:
     return 100 * tflops / peak_tflops if peak_tflops else None
 
 
+def steady_mean(records: list[dict], key: str) -> float | None:
+    """Mean of ``key`` over the steady log records: the first quarter (warm-up, compile) is dropped."""
+    steady = records[len(records) // 4 :] or records
+    return sum(record[key] for record in steady) / len(steady) if steady else None
+
+
 def mfu_text(mfu: float | None) -> str:
     """MFU for a human line; an implausible value says so."""
     if mfu is None or not math.isfinite(mfu):

@@ -11,6 +11,7 @@ GPUDirect RDMA come from the repository's one file of instance facts, 1.architec
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ FOLDER = Path(__file__).resolve().parents[1]
 INSTANCE_TYPES = FOLDER.parents[2] / "1.architectures" / "instance-types.yaml"
 
 
+@functools.cache
 def instance_file() -> dict:
+    """1.architectures/instance-types.yaml, read once per run."""
     return yaml.safe_load(INSTANCE_TYPES.read_text())
 
 

@@ -35,12 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fsdp.tokens import BYTE_EOD, BYTE_VOCAB, FORMAT_VERSION, INDEX, MARKER, SHARD_PREFIX, byte_encoder
 
 # The format, read by fsdp/data.py (kept in step by tests/test_data.py's round trip).
-INDEX, MARKER, PARTIAL, TOKENIZER_DIR = "index.json", "STAGED", ".partial", "tokenizer"
-FORMAT_VERSION = 1
-SHARD_PREFIX = "tokens-"
-BYTE_VOCAB, BYTE_EOD = 257, 256
+PARTIAL, TOKENIZER_DIR = ".partial", "tokenizer"
 BATCH_CHARS = 1 << 20  # text per task sent to a worker: large enough to amortise the pickling
 
 
@@ -97,14 +95,6 @@ def load_tokenizer(name: str, save_to: Path | None) -> TokenizerSpec:
     backend = tokenizer.backend_tokenizer
     vocab_size = max(backend.get_vocab(with_added_tokens=True).values()) + 1
     return TokenizerSpec("huggingface", name, vocab_size, tokenizer.eos_token_id, backend.to_str())
-
-
-def byte_encoder(texts: list[str]) -> np.ndarray:
-    """UTF-8 bytes of each document followed by the end-of-document id 256."""
-    encoded = [text.encode("utf-8") for text in texts]
-    ends = np.cumsum([len(chunk) for chunk in encoded])
-    tokens = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.uint16)
-    return np.insert(tokens, ends, BYTE_EOD)
 
 
 def make_encoder(spec: TokenizerSpec) -> Callable[[list[str]], np.ndarray]:

@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# The staged format, written by src/stage.py (tests/test_data.py stages and reads it back).
-INDEX, MARKER, FORMAT_VERSION = "index.json", "STAGED", 1
-EOD, BYTE_VOCAB = 256, 257
+from .tokens import BYTE_VOCAB, FORMAT_VERSION, INDEX, MARKER, byte_encoder
+
 VAL_FRACTION = 0.05
 MASK64 = (1 << 64) - 1
 
@@ -149,8 +148,7 @@ def builtin_tokens(tokenizer: str) -> tuple[np.ndarray, int]:
 
     documents = [topics[key] for key in sorted(topics)]
     if not tokenizer:
-        pieces = [np.frombuffer(text.encode("utf-8"), dtype=np.uint8) for text in documents]
-        return np.concatenate([np.append(piece.astype(np.int64), EOD) for piece in pieces]), BYTE_VOCAB
+        return byte_encoder(documents), BYTE_VOCAB
     from transformers import AutoTokenizer  # noqa: PLC0415 - only for real-run tokenizers
 
     hub = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)

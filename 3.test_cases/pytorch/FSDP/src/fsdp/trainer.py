@@ -23,7 +23,7 @@ from .atomic_checkpoint import CheckpointError
 from .config import ConfigError, TrainConfig
 from .data import DataError, PackedData, load_packed
 from .distributed import setup_distributed, shutdown_distributed
-from .metrics import MetricsLogger, device_peak, memory_gib, mfu_pct, mfu_text
+from .metrics import MetricsLogger, device_peak, memory_gib, mfu_pct, mfu_text, steady_mean
 from .model import build_meta_model, build_on_device, flops_per_token, initialise
 from .parallelize import build_mesh, parallelize
 from .presets import CHECKPOINT_BYTES_PER_PARAM, hsdp_replicas
@@ -281,17 +281,15 @@ class Trainer:
         return summary
 
     def summary(self, records: list[dict]) -> dict:
-        steady = records[len(records) // 4 :] or records
         last = checkpoint.complete_checkpoints(self.config.checkpoint_path)
-        mean = (lambda key: sum(r[key] for r in steady) / len(steady)) if steady else (lambda key: None)
         summary = {
             "event": "summary",
             "step": self.step,
             "world_size": self.world_size,
             "layout": self.layout,
             "final_loss": records[-1]["loss"] if records else None,
-            "tokens_per_s": mean("tokens_per_s"),
-            "mfu_pct": mean("mfu_pct") if self.peak_tflops else None,
+            "tokens_per_s": steady_mean(records, "tokens_per_s"),
+            "mfu_pct": steady_mean(records, "mfu_pct") if self.peak_tflops else None,
             "checkpoint": str(last[0]) if last else None,
         }
         self.log.record(**summary)

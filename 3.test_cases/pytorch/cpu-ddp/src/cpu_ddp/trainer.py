@@ -16,7 +16,7 @@ from .config import TrainConfig
 from .data import load_data
 from .distributed import setup_distributed, shutdown_distributed
 from .faults import first_attempt, kill_in_checkpoint, maybe_kill
-from .metrics import MetricsLogger, device_peak, memory_gib, mfu_pct, mfu_text
+from .metrics import MetricsLogger, device_peak, memory_gib, mfu_pct, mfu_text, steady_mean
 from .model import build_model, flops_per_sample, parameter_count
 from .run_folder import prepare_run_dir, record_rank, write_result
 
@@ -198,7 +198,6 @@ class Trainer:
 
     def summary(self, records: list[dict], accuracy: float, n_test: int) -> dict:
         """The run's outcome: a ``summary`` record, one human line, and ``result.json`` (rank 0)."""
-        steady = records[len(records) // 4 :] or records  # the first log windows include warm-up
         newest = checkpoint.complete_checkpoints(self.config.checkpoint_path)
         summary = {
             "event": "summary",
@@ -207,10 +206,8 @@ class Trainer:
             "final_loss": records[-1]["loss"] if records else None,
             "accuracy": accuracy,
             "test_samples": n_test,
-            "samples_per_s": sum(r["samples_per_s"] for r in steady) / len(steady) if steady else None,
-            "mfu_pct": mfu_pct(sum(r["tflops"] for r in steady) / len(steady), self.peak_tflops)
-            if steady
-            else None,
+            "samples_per_s": steady_mean(records, "samples_per_s"),
+            "mfu_pct": mfu_pct(steady_mean(records, "tflops"), self.peak_tflops) if records else None,
             "checkpoint": str(newest[0]) if newest else None,
         }
         self.log.record(**summary)
