@@ -39,8 +39,8 @@ run: setup ## train the FSDP tiny Llama here with torchrun (2 CPU ranks), then s
 	@echo "Slurm:      cd $(MAIN_CASE) && sbatch slurm/llama3_1_8b.sbatch   (here: make cluster-up, then sbatch slurm/tiny.sbatch)"
 	@echo "EKS:        cd $(MAIN_CASE) && make k8s PRESET=llama3_1_8b IMAGE=<registry>/fsdp:<tag> && kubectl apply -f build/llama3_1_8b.yaml"
 
-test: setup system-deps ## everything: lint, security scan, unit + integration tests (local Slurm), docs
-	$(NOX) -s lint security pcluster tests docs
+test: setup system-deps ## everything: lint, security scan, unit + integration tests (local Slurm), each framework case's session, docs
+	$(NOX)
 
 lint: setup ## ruff, shellcheck, hadolint, yamllint, cfn-lint, then checkov; prints the figures README.md records
 	$(NOX) -s lint security

@@ -43,6 +43,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``framework`` need a case's framework packages: its nox session (``CASE_SESSION=1``)
+    runs them, the project venv's run leaves them out (deselected, not skipped: they do run, elsewhere)."""
+    if os.environ.get("CASE_SESSION"):
+        return
+    framework = [item for item in items if item.get_closest_marker("framework")]
+    if framework:
+        config.hook.pytest_deselected(items=framework)
+        items[:] = [item for item in items if not item.get_closest_marker("framework")]
+
+
 def _keep(config: pytest.Config) -> bool:
     return str(config.getoption("--keep-artifacts")).lower() in TRUE_WORDS
 

@@ -6,7 +6,11 @@
   records under ``<!-- lint-figures -->`` (``nox -s lint security -- --record`` rewrites them there).
 - ``pcluster``: ParallelCluster configs against aws-parallelcluster's own schema, offline, in its own venv.
 - ``tests``: pytest in the project venv made by ``make setup`` (torch comes from pip's local wheel,
-  which uv does not see, so this session does not build a venv of its own).
+  which uv does not see, so this session does not build a venv of its own). Tests marked ``framework``
+  are left to their case's session.
+- one session per test case whose framework cannot share the project venv (``FRAMEWORK_CASES``): the
+  case's ``requirements-cpu.txt`` (or ``requirements.txt``) plus the ``case-tests`` group in a venv of its
+  own, then the case's tests marked ``framework``.
 - ``docs``: ``mkdocs build --strict`` (never with ``-q``: it hides the warnings strict turns into errors).
 - ``bench``: the benchmarks, JSON results with machine info under ``bench-results/``.
 """
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,11 +27,16 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "security", "pcluster", "tests", "docs"]
-nox.options.error_on_missing_interpreters = True
-
 ROOT = Path(__file__).resolve().parent
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+# Test cases whose framework gets a venv of its own: session name -> case folder (one line each).
+FRAMEWORK_CASES: dict[str, str] = {
+    # framework-cases (keep this line: sessions are added below it)
+}
+
+nox.options.sessions = ["lint", "security", "pcluster", "tests", *FRAMEWORK_CASES, "docs"]
+nox.options.error_on_missing_interpreters = True
 
 
 def tracked_files(*patterns: str) -> list[str]:
@@ -258,6 +268,36 @@ def pcluster(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole pytest suite, in the project venv (``make setup``). Extra args go to pytest."""
     session.run(sys.executable, "-m", "pytest", *session.posargs)
+
+
+def framework_requirements(folder: Path) -> Path:
+    """What a case's framework session installs: ``requirements-cpu.txt`` where the CPU set differs from
+    the image's (no CUDA-only packages), else ``requirements.txt``."""
+    cpu = folder / "requirements-cpu.txt"
+    return cpu if cpu.is_file() else folder / "requirements.txt"
+
+
+def framework_session(session: nox.Session, folder: str) -> None:
+    """The case's framework in a venv of its own, then the case's ``framework``-marked tests. uv looks for
+    wheels where pip is configured to (``PIP_FIND_LINKS``), so a torch pin takes the same local wheel."""
+    env = {"UV_FIND_LINKS": os.environ["PIP_FIND_LINKS"]} if os.environ.get("PIP_FIND_LINKS") else {}
+    requirements = framework_requirements(ROOT / folder)
+    session.install("-r", str(requirements), *nox.project.dependency_groups(PYPROJECT, "case-tests"), env=env)
+    session.run(
+        "python", "-m", "pytest", "-m", "framework", folder, *session.posargs, env={"CASE_SESSION": "1"}
+    )
+
+
+def _case_session(folder: str):
+    def session_function(session: nox.Session) -> None:
+        framework_session(session, folder)
+
+    session_function.__doc__ = f"{folder}: its framework in a venv of its own, its framework-marked tests"
+    return session_function
+
+
+for _name, _folder in FRAMEWORK_CASES.items():
+    nox.session(name=_name)(_case_session(_folder))
 
 
 @nox.session

@@ -76,9 +76,13 @@ def _name(folder: Path) -> str:
 def _files(folder: Path) -> list[str]:
     contract = rules()
     missing = [f"no {name}" for name in contract["files"] if not (folder / name).is_file()]
-    missing += [
-        f"no {name} (the entry point)" for name in contract["entry_points"] if not (folder / name).is_file()
-    ]
+    if contract["framework_entry_variable"] not in makefile_variables(folder):
+        missing += [
+            f"no {name} (the entry point), and the Makefile names no framework entry point "
+            f"({contract['framework_entry_variable']} ?= ...)"
+            for name in contract["entry_points"]
+            if not (folder / name).is_file()
+        ]
     dockerfiles = list(folder.glob(contract["dockerfile"]))
     if len(dockerfiles) != 1:
         missing.append(
