@@ -13,6 +13,8 @@ need are written into them. Each has one source:
 - ``1.architectures/instance-types.yaml`` -> ``device_peaks.py`` in every trainer package (the dense bf16
   peak per GPU model, for MFU) and ``instance_cores.py`` in the HyperPod lifecycle program (Slurm's
   ``CPUs=``), plus the generators below;
+- ``common/slurm/efa-env.sh.template`` + instance-types.yaml's ``efa_nccl_environment`` ->
+  ``slurm/efa-env.sh`` in every test case whose Slurm scripts source it;
 - the generators that render files from templates and facts: FSDP's sbatch scripts and PyTorchJobs
   (``src/generate.py``), the EKS cluster configs (``1.architectures/4.amazon-eks/generate.py``), the EFA
   cheat sheet (``1.architectures/efa_cheatsheet.py``); each keeps its own ``--check``, run from here.
@@ -28,6 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +58,7 @@ COPIES: dict[str, tuple[str, ...]] = {
     ),
 }
 INSTANCE_TYPES = "1.architectures/instance-types.yaml"
+EFA_ENV_TEMPLATE = "common/slurm/efa-env.sh.template"
 HYPERPOD_LIFECYCLE = "1.architectures/5.sagemaker-hyperpod/LifecycleScripts/base-config/hyperpod_lifecycle"
 GENERATORS = (
     "3.test_cases/pytorch/FSDP/src/generate.py",
@@ -124,13 +128,51 @@ def instance_cores(root: Path) -> str:
     )
 
 
+def efa_env_script(root: Path) -> str:
+    """``slurm/efa-env.sh``: the EFA/NCCL groups that apply, decided on the node; GPUDirect RDMA for the
+    types whose facts say so."""
+    facts = yaml.safe_load((root / INSTANCE_TYPES).read_text(encoding="utf-8"))
+    table = {
+        group: {str(k): str(v) for k, v in values.items()}
+        for group, values in facts["efa_nccl_environment"].items()
+    }
+    rdma_types = sorted(
+        name for name, fact in facts["instance_types"].items() if (fact.get("efa") or {}).get("device_rdma")
+    )
+    template = jinja2.Environment(  # noqa: S701 - bash, not HTML: nothing to escape
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+    ).from_string((root / EFA_ENV_TEMPLATE).read_text(encoding="utf-8"))
+    return header(EFA_ENV_TEMPLATE) + template.render(
+        gpu=table["gpu"].items(),
+        efa=table["efa"].items(),
+        device_rdma=list(table["device_rdma"].items()),
+        tuner=table["tuner"].items(),
+        socket_ifname=table["socket_ifname"]["slurm"],
+        rdma_types=rdma_types,
+    )
+
+
+def efa_env_folders(root: Path) -> list[Path]:
+    """Every test case (relative to the root) whose Slurm scripts source ``slurm/efa-env.sh``."""
+    scripts = [*root.glob("3.test_cases/**/slurm/*.sbatch"), *root.glob("3.test_cases/**/slurm/*.sh")]
+    return sorted(
+        {
+            script.parent.parent.relative_to(root)
+            for script in scripts
+            if script.name != "efa-env.sh" and "slurm/efa-env.sh" in script.read_text(encoding="utf-8")
+        }
+    )
+
+
 def generated(root: Path) -> list[Target]:
     """Every file this tool writes itself: the copies and the tables written from instance-types.yaml."""
     peaks = device_peaks(root)
+    efa_env = efa_env_script(root)
     return (
         copies(root)
         + [Target(Path(pkg) / "device_peaks.py", peaks, INSTANCE_TYPES) for pkg in TRAINER_PACKAGES]
         + [Target(Path(HYPERPOD_LIFECYCLE) / "instance_cores.py", instance_cores(root), INSTANCE_TYPES)]
+        + [Target(case / "slurm" / "efa-env.sh", efa_env, EFA_ENV_TEMPLATE) for case in efa_env_folders(root)]
     )
 
 

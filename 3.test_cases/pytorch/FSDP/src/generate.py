@@ -37,25 +37,6 @@ def environment() -> dict[str, dict[str, str]]:
     }
 
 
-def efa_env_script() -> str:
-    """slurm/efa-env.sh: the groups that apply, decided on the node; RDMA for the types whose facts say so."""
-    table = environment()
-    rdma_types = sorted(
-        name
-        for name, fact in instance_file()["instance_types"].items()
-        if (fact.get("efa") or {}).get("device_rdma")
-    )
-    return render(
-        "efa-env.sh.template",
-        gpu=table["gpu"].items(),
-        efa=table["efa"].items(),
-        device_rdma=list(table["device_rdma"].items()),
-        tuner=table["tuner"].items(),
-        socket_ifname=table["socket_ifname"]["slurm"],
-        rdma_types=rdma_types,
-    )
-
-
 def efa_facts(instance_type: str) -> tuple[int, bool]:
     """(EFA devices, GPUDirect RDMA) of an instance type, from instance-types.yaml."""
     facts = instance_file()["instance_types"]
@@ -124,7 +105,7 @@ def manifest(name: str, preset) -> str:
 
 
 def expected_files() -> dict[Path, str]:
-    files = {FOLDER / "slurm" / "efa-env.sh": efa_env_script()}
+    files = {}
     for name, preset in load_presets().items():
         files[FOLDER / "slurm" / f"{name}.sbatch"] = sbatch(name, preset)
         files[FOLDER / "kubernetes" / f"{name}.yaml"] = manifest(name, preset)

@@ -40,7 +40,6 @@ def test_drift_is_reported(tmp_path, monkeypatch):
         "src/fsdp/presets.py",
         "templates/sbatch.template",
         "templates/pytorchjob.yaml.template",
-        "templates/efa-env.sh.template",
     ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text((FOLDER / relative).read_text())
