@@ -52,6 +52,11 @@ COPIES: dict[str, tuple[str, ...]] = {
         f"{VALIDATION}/6.nccl-tests/nccl_bench",
         "1.architectures/5.sagemaker-hyperpod/LifecycleScripts/base-config/hyperpod_lifecycle",
     ),
+    "common/validation/inputs.py": (
+        f"{VALIDATION}/1.pytorch-env-validation/env_validation",
+        f"{VALIDATION}/2.gpu-cluster-healthcheck/gpu_healthcheck",
+        f"{VALIDATION}/6.nccl-tests/nccl_bench",
+    ),
     "common/validation/nccl_output.py": (
         f"{VALIDATION}/2.gpu-cluster-healthcheck/gpu_healthcheck",
         f"{VALIDATION}/6.nccl-tests/nccl_bench",

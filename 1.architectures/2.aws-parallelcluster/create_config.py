@@ -175,6 +175,23 @@ def resolve_region(requested: str | None) -> tuple[boto3.session.Session, str]:
     return session, region
 
 
+# EC2 key pair names: printable ASCII, at most 255 characters (CreateKeyPair's limit).
+KEY_NAME = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What can be judged before any AWS call: names that land in the YAML, the output path."""
+    if not KEY_NAME.fullmatch(args.key_name) or args.key_name != args.key_name.strip():
+        raise ConfigError(
+            f"--key-name {args.key_name!r} is not an EC2 key pair name (printable ASCII, 1-255 characters, "
+            "no surrounding spaces); see `aws ec2 describe-key-pairs`"
+        )
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give the cluster YAML's file name")
+    if args.count is not None and args.count < 1:
+        raise ConfigError(f"--count {args.count} must be at least 1")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="the prerequisites stack (cluster-prerequisites.yaml)")
@@ -192,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capacity-reservation-id", help="cr-... for --capacity odcr or capacity-block")
     args = parser.parse_args(argv)
     try:
+        check_arguments(args)
         session, region = resolve_region(args.region)
         cloudformation = session.client("cloudformation")
         prereq = stack_outputs(cloudformation, args.stack, region, PREREQ_OUTPUTS)
@@ -217,11 +235,20 @@ def main(argv: list[str] | None = None) -> int:
     except BotoCoreError as exc:
         print(f"error: AWS call failed ({exc}): check your credentials and network", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     header = (
         f"# Rendered by create_config.py from stacks {args.stack} and {prereq['VpcStackName']} ({region}).\n"
     )
-    args.out.write_text(header + yaml.safe_dump(config, sort_keys=False))
+    temporary = args.out.with_name(f".{args.out.name}.partial")
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(header + yaml.safe_dump(config, sort_keys=False))
+        temporary.replace(args.out)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        print(
+            f"error: --out {args.out}: cannot write it ({exc.strerror}); choose another path", file=sys.stderr
+        )
+        return 2
     storage = ", ".join(f"{s['MountDir']} ({s['StorageType']})" for s in config.get("SharedStorage", []))
     print(f"wrote {args.out}: {args.cluster}, {region}, shared storage: {storage or 'none'}")
     return 0

@@ -69,9 +69,15 @@ def groups_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if args.controller or args.login or args.worker:
             raise ConfigError("--groups replaces --controller/--login/--worker: give one or the other")
         try:
-            spec = yaml.safe_load(args.groups.read_text())
+            spec = yaml.safe_load(args.groups.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"--groups {args.groups}: no such file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"--groups {args.groups} is a folder; pass the YAML file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"--groups {args.groups} is not UTF-8 text; pass the YAML file") from None
+        except OSError as exc:
+            raise ConfigError(f"--groups {args.groups}: cannot read it ({exc.strerror})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"--groups {args.groups}: not valid YAML ({exc.__class__.__name__})") from None
         if not isinstance(spec, dict):
@@ -308,20 +314,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("build"))
     args = parser.parse_args(argv)
     try:
+        existing = next(p for p in (args.out_dir, *args.out_dir.absolute().parents) if p.exists())
+        if not existing.is_dir():
+            raise ConfigError(
+                f"--out-dir {args.out_dir}: {existing} is a file; give a folder (created if missing)"
+            )
         session = boto3.session.Session(region_name=args.region)
         config, params = render(args, session)
+        write_outputs(args.out_dir, {"cluster-config.json": config, "provisioning_parameters.json": params})
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (BotoCoreError, ClientError) as exc:
         print(f"error: AWS call failed: {exc}", file=sys.stderr)
         return 2
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, document in (("cluster-config.json", config), ("provisioning_parameters.json", params)):
-        path = args.out_dir / name
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {path}")
     return 0
+
+
+def write_outputs(folder: Path, documents: dict[str, Any]) -> None:
+    """Both files or neither: each is written under a temporary name first, then all are renamed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staged = []
+        for name, document in documents.items():
+            temporary = folder / f".{name}.partial"
+            temporary.write_text(json.dumps(document, indent=2) + "\n")
+            staged.append((temporary, folder / name))
+        for temporary, path in staged:
+            temporary.replace(path)
+            print(f"wrote {path}")
+    except OSError as exc:
+        for name in documents:
+            (folder / f".{name}.partial").unlink(missing_ok=True)
+        raise ConfigError(f"--out-dir {folder}: cannot write there ({exc.strerror})") from None
 
 
 if __name__ == "__main__":

@@ -66,9 +66,17 @@ class Report:
 
 def read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise InputError(f"{what} {path} not found: render it with create_config.py first") from None
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a folder; pass the JSON file create_config.py wrote") from None
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{what} {path} is not UTF-8 text; pass the JSON file create_config.py wrote"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read it ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
 

@@ -116,8 +116,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("prometheus/targets"), help="default %(default)s")
     parser.add_argument("--slurm-exporter", default="localhost:8080", help="host:port (default %(default)s)")
     for job, port in DEFAULT_PORTS.items():
-        parser.add_argument(f"--{job}-port", type=int, default=port, help=f"default {port}")
+        parser.add_argument(f"--{job}-port", type=tcp_port, default=port, help=f"default {port}")
     return parser.parse_args(argv)
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port, 1-65535 (argparse names the flag when this refuses a value)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import signal
 import sys
@@ -247,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics_file = resolve_metrics_file(args.source)
     try:
         check_textfile_dir(args.textfile_dir)
-        if args.interval <= 0:
-            raise InputError(f"--interval {args.interval:g} must be positive seconds")
+        if not math.isfinite(args.interval) or args.interval <= 0:
+            raise InputError(f"--interval {args.interval:g} must be a positive number of seconds, e.g. 15")
         if not args.follow and not metrics_file.is_file():
             raise InputError(
                 f"{metrics_file} does not exist; pass a run folder of a training run (its --run-dir), "
@@ -263,7 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.follow:
         return follow(follower, run, out, args.interval, args.keep)
     follower.poll()
-    write(follower.state, run, out)
+    state = follower.state
+    if not state.step and not state.events:
+        print(
+            f"error: {metrics_file} holds no training records ({state.malformed} lines that are not); "
+            "pass the metrics.jsonl of a training run, or --follow to wait for its first step",
+            file=sys.stderr,
+        )
+        return 2
+    write(state, run, out)
     print(f"training-textfile: wrote {out}", flush=True)
     return 0
 

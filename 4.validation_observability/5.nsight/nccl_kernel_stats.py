@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
+import os
 import re
 import sqlite3
 import statistics
@@ -152,19 +154,28 @@ def read_nvtx_sizes(db: sqlite3.Connection, profile: Profile) -> None:
 
 def read_csv(path: Path) -> Profile:
     """Per-kernel totals of one ``nsys stats --report cuda_gpu_kern_sum --format csv`` file."""
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a cuda_gpu_kern_sum CSV ({exc}); is it the right file?") from None
     if not rows or not set(rows[0]) >= CSV_COLUMNS:
         raise InputError(
             f"{path}: not a cuda_gpu_kern_sum CSV (needs columns {', '.join(sorted(CSV_COLUMNS))}); "
             "make it with 'nsys stats --report cuda_gpu_kern_sum --format csv'"
         )
     profile = Profile(path.stem)
-    for row in rows:
-        total = int(float(row["Total Time (ns)"]))
-        profile.add_kernel(
-            row["Name"], total, count=int(row["Instances"]), max_ns=int(float(row["Max (ns)"]))
-        )
+    for line, row in enumerate(rows, start=2):
+        try:
+            total = int(float(row["Total Time (ns)"]))
+            count, max_ns = int(row["Instances"]), int(float(row["Max (ns)"]))
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(
+                f"{path}, line {line}: Total Time, Instances and Max must be numbers; is the export complete?"
+            ) from None
+        if total < 0 or count < 0 or max_ns < 0:
+            raise InputError(f"{path}, line {line}: negative times or counts; is the export complete?")
+        profile.add_kernel(row["Name"], total, count=count, max_ns=max_ns)
     return profile
 
 
@@ -290,8 +301,21 @@ def plot(summary: dict, out: Path) -> None:
     if buckets:
         right.legend()
     figure.tight_layout()
-    figure.savefig(out, dpi=100)
+    temporary = out.with_name(f".{out.stem}.partial{out.suffix}")  # same suffix: it picks the format
+    figure.savefig(temporary, dpi=100)
     pyplot.close(figure)
+    os.replace(temporary, out)
+
+
+def share(text: str) -> float:
+    """--max-nccl-share: a finite percentage from 0 to 100 (nan would make every profile pass)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (a percentage, 0-100)") from None
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage from 0 to 100")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -300,7 +324,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--plot", type=Path, help="write a PNG here")
     parser.add_argument(
-        "--max-nccl-share", type=float, help="FAILED above this share of GPU kernel time (%%)"
+        "--max-nccl-share", type=share, help="FAILED above this share of GPU kernel time (%%)"
     )
     return parser.parse_args(argv)
 
@@ -308,6 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.plot is not None and (args.plot.is_dir() or not args.plot.parent.is_dir()):
+            raise InputError(f"--plot {args.plot}: give a file name in an existing folder")
         profiles = [read_input(path) for path in args.inputs]
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

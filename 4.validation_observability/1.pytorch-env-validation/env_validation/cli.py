@@ -6,7 +6,6 @@ Exit status: 0 nothing failed (WARN and SKIP allowed), 1 a check (or a node) fai
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -15,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from env_validation import __version__, instance_types, output_contract
+from env_validation import __version__, inputs, instance_types, output_contract
 from env_validation.checks import Options, Result, run_checks
 
 TOOL = "pytorch-env-validation"
@@ -100,13 +99,21 @@ def node_lines(doc: dict) -> list[str]:
 def summarize(folder: Path, expected: list[str]) -> int:
     """One row per node from ``folder/*.json``; missing expected nodes fail."""
     docs = {}
+    if not folder.is_dir():
+        raise inputs.InputError(
+            f"--summarize {folder} is not a folder; pass the --json-dir the nodes wrote to"
+        )
     for path in sorted(folder.glob("*.json")):
-        try:
-            doc = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{path} is not JSON ({exc.msg}); rerun validate_env.py --json-dir there"
-            ) from None
+        doc = inputs.read_json(path, "result")
+        if not (
+            isinstance(doc.get("node"), str)
+            and isinstance(doc.get("ok"), bool)
+            and isinstance(doc.get("failed"), list)
+        ):
+            raise inputs.InputError(
+                f"result {path} is not validate_env.py output (node, ok, failed); keep only "
+                "validate_env.py --json-dir files in that folder"
+            )
         docs[doc["node"]] = doc
     if not docs and not expected:
         raise ValueError(

@@ -106,7 +106,7 @@ def test_efa_variables_against_the_instance_type():
         (
             ["--summarize", "nowhere"],
             {},
-            "error: no results in nowhere; run validate_env.py --json-dir nowhere",
+            "error: --summarize nowhere is not a folder; pass the --json-dir the nodes wrote to",
         ),
     ],
 )

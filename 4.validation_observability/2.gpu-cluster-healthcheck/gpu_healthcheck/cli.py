@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gpu_healthcheck import checks, instance_types, output_contract, report, slurm_actions
+from gpu_healthcheck import checks, inputs, instance_types, output_contract, report, slurm_actions
 
 MIN_BUSBW_ENV = "MIN_BUSBW"
 
@@ -37,7 +37,10 @@ def _run_parser(commands: argparse._SubParsersAction) -> None:
         "--nccl-tests-dir", default=os.environ.get("NCCL_TESTS_DIR"), help="where all_reduce_perf is"
     )
     run.add_argument(
-        "--min-busbw", type=float, default=None, help=f"GPU006 threshold, GB/s (env {MIN_BUSBW_ENV})"
+        "--min-busbw",
+        type=float,
+        default=None,
+        help=f"GPU006 threshold, GB/s (env {MIN_BUSBW_ENV})",
     )
     run.add_argument(
         "--kernel-log", type=Path, default=None, help="read Xids from this file instead of dmesg"
@@ -80,14 +83,11 @@ def job_failed(code: str) -> bool:
 
 def _min_busbw(args: argparse.Namespace) -> float | None:
     if args.min_busbw is not None:
-        return args.min_busbw
+        return inputs.number(args.min_busbw, "--min-busbw", above=0)
     raw = os.environ.get(MIN_BUSBW_ENV)
     if not raw:
         return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{MIN_BUSBW_ENV}={raw!r} is not a number (GB/s)") from None
+    return inputs.number(raw, MIN_BUSBW_ENV, above=0)
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -97,6 +97,10 @@ def command_run(args: argparse.Namespace) -> int:
             f"# {report.TOOL}: job exited {args.after_job_exit} on {node}; checks run only after a failed job"
         )
         return 0
+    outputs = [args.json_out, args.json_dir / f"{node}.json" if args.json_dir else None]
+    for path in outputs:
+        if path is not None and path.parent != args.json_dir:
+            inputs.output_path(path, "--json-out")
     chosen = checks.select(args.checks, args.skip)
     instance = instance_types.resolve(args.instance_type, args.instance_types, root=args.root)
     options = checks.Options(
@@ -110,10 +114,18 @@ def command_run(args: argparse.Namespace) -> int:
     ctx = checks.Context(options)
     results = checks.run_checks(ctx, chosen)
     doc = report.document(node, ctx, results)
-    for path in (args.json_out, args.json_dir / f"{node}.json" if args.json_dir else None):
+    for path in outputs:
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(output_contract.to_json(doc))
+            if path.parent == args.json_dir:
+                try:
+                    args.json_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise inputs.InputError(
+                        f"cannot create --json-dir {args.json_dir}: {exc.strerror}"
+                    ) from None
+            inputs.write_text(
+                path, output_contract.to_json(doc), "--json-out" if path == args.json_out else "--json-dir"
+            )
     print(
         output_contract.to_json(doc) if args.json else "\n".join(report.node_lines(doc)),
         end="" if args.json else "\n",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gpu_healthcheck import __version__, output_contract
+from gpu_healthcheck import __version__, inputs, output_contract
 from gpu_healthcheck.checks import CheckResult, Context, worst
 
 TOOL = "gpu-healthcheck"
@@ -88,13 +87,8 @@ def load_results(paths: Sequence[Path]) -> list[dict]:
     """Node documents written with --json-out; ValueError naming a file that is not one."""
     documents = []
     for path in paths:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(
-                f"cannot read {path} ({exc}); pass files written by `healthcheck.py run --json-out`"
-            ) from None
-        if data.get("tool") != TOOL:
+        data = inputs.read_json(path, "result")
+        if data.get("tool") != TOOL or not isinstance(data.get("node"), str):
             raise ValueError(
                 f"{path} is not a {TOOL} result; pass files written by `healthcheck.py run --json-out`"
             )

@@ -106,7 +106,7 @@ def test_epilog_mode_checks_only_after_a_failed_job(fake_node):
         (["run", "--checks", "GPU009"], "error: unknown check GPU009; known: GPU001"),
         (["run", "--instance-type", "p9.huge"], "error: unknown instance type 'p9.huge'; known: "),
         (["run", "--after-job-exit", "oops"], "error: --after-job-exit 'oops' must be EXIT[:SIGNAL]"),
-        (["aggregate", "README.md"], "error: cannot read README.md"),
+        (["aggregate", "README.md"], "error: result README.md is not JSON"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message):

@@ -138,7 +138,11 @@ def load(path: Path) -> dict[str, InstanceType]:
     except ImportError:
         raise InstanceTypesError("reading instance-types.yaml needs PyYAML; pip install pyyaml") from None
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InstanceTypesError(
+            f"{path} is not UTF-8 text (byte {exc.start}); is it instance-types.yaml?"
+        ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise InstanceTypesError(f"cannot read {path}: {exc}".splitlines()[0]) from None
     if not isinstance(data, dict) or not isinstance(data.get("instance_types"), dict):
@@ -157,8 +161,8 @@ def environment_table(path: Path) -> dict[str, dict[str, str]]:
     import yaml  # noqa: PLC0415 - only tools that read the file need PyYAML
 
     try:
-        table = yaml.safe_load(Path(path).read_text()).get("efa_nccl_environment")
-    except (OSError, AttributeError, yaml.YAMLError) as exc:
+        table = yaml.safe_load(Path(path).read_bytes().decode("utf-8")).get("efa_nccl_environment")
+    except (OSError, AttributeError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InstanceTypesError(f"cannot read {path}: {exc}".splitlines()[0]) from None
     if not isinstance(table, dict) or any(not isinstance(table.get(g), dict) for g in ENVIRONMENT_GROUPS):
         raise InstanceTypesError(

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nccl_bench import __version__, formulas, instance_types, output_contract
+from nccl_bench import __version__, formulas, inputs, instance_types, output_contract
 from nccl_bench.nccl_output import NcclOutputError, NcclTestsOutput, parse, parse_json, with_json
 from nccl_bench.verdict import (
     MIN_BUSBW_ENV,
@@ -77,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--instance-types", default=None, help="path of instance-types.yaml")
     parser.add_argument("--nodes", type=int, default=None, help="node count (default: hosts in the log)")
     parser.add_argument(
-        "--min-busbw", type=float, default=None, help=f"GB/s, wins over the band; env {MIN_BUSBW_ENV}"
+        "--min-busbw",
+        type=float,
+        default=None,
+        help=f"GB/s, wins over the band; env {MIN_BUSBW_ENV}",
     )
     parser.add_argument("--judge-min-bytes", default=None, help="judge the peak from this size (default 1G)")
     parser.add_argument("--csv", type=Path, default=None, help="write every row of every log to this CSV")
@@ -193,23 +197,26 @@ def summary_lines(item: Judged) -> list[str]:
 
 def write_csv(path: Path, items: Sequence[Judged]) -> None:
     """Every row of every log, one CSV line each (N/A cells empty)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for item in items:
-            for row in item.run.rows:
-                groups, errors = [], []
-                for group in (row.out_of_place, row.in_place):
-                    values = (group.time_us, group.algbw, group.busbw, group.wrong) if group else (None,) * 4
-                    groups += ["" if value is None else value for value in values]
-                    errors.append("" if group is None or group.error is None else group.error)
-                writer.writerow(
-                    [item.path, row.size_bytes, row.count, row.dtype, row.redop, row.root, *groups, *errors]
-                )
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        for row in item.run.rows:
+            groups, errors = [], []
+            for group in (row.out_of_place, row.in_place):
+                values = (group.time_us, group.algbw, group.busbw, group.wrong) if group else (None,) * 4
+                groups += ["" if value is None else value for value in values]
+                errors.append("" if group is None or group.error is None else group.error)
+            writer.writerow(
+                [item.path, row.size_bytes, row.count, row.dtype, row.redop, row.root, *groups, *errors]
+            )
+    inputs.write_text(path, handle.getvalue(), "--csv")
 
 
 def _judge_all(args: argparse.Namespace) -> list[Judged]:
+    for flag, path in (("--csv", args.csv), ("--plot", args.plot)):
+        if path is not None:  # before any work: a bad output path never costs a run's judging
+            inputs.output_path(path, flag)
     items = []
     for path in args.logs:
         run = read_log(path)
@@ -239,7 +246,12 @@ def _plot(path: Path, items: list[Judged]) -> None:
         from nccl_bench.plot import plot_busbw  # noqa: PLC0415 - matplotlib only when plotting
 
         band = next((item.thresholds.band for item in items if item.thresholds.band), None)
-        plot_busbw([(item.path.stem, item.run) for item in items], path, band, title=items[0].run.test or "")
+        # Drawn under a temporary name beside the target (same suffix: it picks the format), then renamed.
+        temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
+        plot_busbw(
+            [(item.path.stem, item.run) for item in items], temporary, band, title=items[0].run.test or ""
+        )
+        os.replace(temporary, path)
     except ImportError as exc:
         print(f"warning: no plot ({exc}); pip install matplotlib for {path}", file=sys.stderr)
 

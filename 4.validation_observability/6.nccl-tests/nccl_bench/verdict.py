@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from nccl_bench import inputs
 from nccl_bench.instance_types import DEFAULT_JUDGE_MIN_BYTES, Band
 from nccl_bench.nccl_output import NcclTestsOutput
 
@@ -14,15 +15,16 @@ MIN_BUSBW_ENV = "MIN_BUSBW"
 
 
 def resolve_min_busbw(value: float | None, error: type[Exception]) -> float | None:
-    """--min-busbw, else $MIN_BUSBW, else None; a value that is not a positive number raises ``error``."""
-    if value is None and os.environ.get(MIN_BUSBW_ENV):
-        try:
-            value = float(os.environ[MIN_BUSBW_ENV])
-        except ValueError:
-            raise error(f"{MIN_BUSBW_ENV}={os.environ[MIN_BUSBW_ENV]!r} is not a number (GB/s)") from None
-    if value is not None and value <= 0:
-        raise error(f"--min-busbw={value} must be > 0 (GB/s)")
-    return value
+    """--min-busbw, else $MIN_BUSBW, else None; a value that is not a finite positive number raises ``error``
+    (a verdict must never pass on a threshold it cannot compare with)."""
+    try:
+        if value is not None:
+            return inputs.number(value, "--min-busbw", above=0)
+        if os.environ.get(MIN_BUSBW_ENV):
+            return inputs.number(os.environ[MIN_BUSBW_ENV], MIN_BUSBW_ENV, above=0)
+    except inputs.InputError as exc:
+        raise error(f"{exc} (GB/s)") from None
+    return None
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def test_threshold_failure_exits_1_with_the_reason():
         (["-d", "int8"], "-d 'int8' is unknown; choose one of: float, half, bfloat16"),
         (["-b", "1M", "-e", "1K"], "sizes -b 1048576 -e 1024: need 1 <= -b <= -e"),
         (["-n", "0"], "-n/--iters=0 must be a positive integer"),
-        (["--min-busbw", "0"], "--min-busbw=0.0 must be > 0 (GB/s)"),
+        (["--min-busbw", "0"], "--min-busbw=0.0 must be more than 0 (GB/s)"),
         (
             ["--instance-type", "p5.48xlarge", "-e", "64M"],
             "-e 67108864 stops below --judge-min-bytes 1073741824",

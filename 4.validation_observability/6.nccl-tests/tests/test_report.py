@@ -122,7 +122,7 @@ def test_json_csv_and_plot(tmp_path):
         ),
         (
             [fixture("p5-2node-all_reduce-good.log"), "--min-busbw", "-3"],
-            "error: --min-busbw=-3.0 must be > 0 (GB/s)",
+            "error: --min-busbw=-3.0 must be more than 0 (GB/s)",
         ),
         (
             [fixture("p5-2node-all_reduce-good.log"), "--judge-min-bytes", "lots"],

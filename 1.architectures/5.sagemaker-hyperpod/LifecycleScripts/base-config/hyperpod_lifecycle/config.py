@@ -105,6 +105,12 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} not found; pass its path or check the lifecycle upload") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder; pass the JSON file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text; pass the JSON file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot read it ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix the file"

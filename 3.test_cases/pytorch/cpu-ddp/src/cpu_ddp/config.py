@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def _convert(name: str, raw: str, kind: str):
         if kind == "int":
             return int(raw)
         if kind == "float":
-            return float(raw)
+            value = float(raw)
         if kind == "tuple[int, ...]":
             return tuple(int(part) for part in str(raw).split(",") if part.strip())
     except ValueError:
@@ -95,6 +96,10 @@ def _convert(name: str, raw: str, kind: str):
             f"{flag}={raw!r} is not a valid {kind.split('[', maxsplit=1)[0]}; pass e.g. {flag} "
             f"{getattr(TrainConfig, name, '')}"
         ) from None
+    if kind == "float":
+        if not math.isfinite(value):
+            raise ConfigError(f"--{name.replace('_', '-')}={raw!r} must be a finite number")
+        return value
     return raw
 
 
@@ -132,6 +137,10 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"--min-accuracy={config.min_accuracy} is a fraction between 0 and 1, e.g. 0.9")
     if config.step_delay_s < 0:
         raise ConfigError(f"--step-delay-s={config.step_delay_s} must be >= 0")
+    if not 0.0 <= config.momentum < 1.0:
+        raise ConfigError(f"--momentum={config.momentum} must be in [0, 1), e.g. --momentum 0.9")
+    if config.weight_decay < 0:
+        raise ConfigError(f"--weight-decay={config.weight_decay} must be >= 0, e.g. --weight-decay 1e-4")
     if config.fault_kill_in_checkpoint < 0:
         raise ConfigError(
             f"--fault-kill-in-checkpoint={config.fault_kill_in_checkpoint} must be a checkpoint step "
