@@ -187,6 +187,12 @@ def _clean_env() -> dict[str, str]:
 def _sbatch(folder: Path) -> list[str]:
     problems = []
     for script in sorted(folder.glob("slurm/*.sbatch")):
+        directives = re.findall(r"^#SBATCH\s+(\S+)", script.read_text(encoding="utf-8"), re.MULTILINE)
+        if "--requeue" in directives and "--open-mode=append" not in directives:
+            problems.append(
+                f"{script.relative_to(folder)} requeues without '#SBATCH --open-mode=append' "
+                "(a requeued attempt would truncate the first one's log)"
+            )
         result = subprocess.run(
             ["bash", str(script.relative_to(folder))],
             cwd=folder,
