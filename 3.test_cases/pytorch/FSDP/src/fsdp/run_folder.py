@@ -4,13 +4,21 @@
 ``<run_dir>/config.json`` (the resolved config), ``metrics.jsonl``, ``result.json``, ``ranks/rank<R>.json``
 (where each rank ran) and, by default, ``checkpoints/``. Rank 0 checks that the folders can be written
 before anything is trained, so a bad ``--run-dir`` costs one line, not a lost run.
+
+A run folder has one owner: rank 0 holds an exclusive lock on ``<run_dir>/.lock`` (``flock``; the kernel
+drops it when the process ends, however it ends), so a second job started into the same folder stops with
+one line naming the owner instead of interleaving its steps and checkpoints with the first. A requeued
+Slurm job or a restarted torchrun worker takes the lock again once the old processes are gone.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 from .faults import restart_count
@@ -41,6 +49,46 @@ def ensure_writable(folder: Path) -> None:
         ) from None
 
 
+LOCK_NAME = ".lock"
+_held_locks: list = []  # open lock files, kept for the life of the process
+
+
+def owner_description() -> str:
+    """Who holds the lock, as the next job reads it in its error line."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return f"PID {os.getpid()} on {socket.gethostname()}" + (f" (Slurm job {job})" if job else "")
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Take ``<run_dir>/.lock`` for this process, or raise RunFolderError naming its holder. A file system
+    without ``flock`` (Lustre mounted without ``-o flock``) gets a warning, not a refusal."""
+    path = run_dir / LOCK_NAME
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderError(
+                f"run folder {run_dir} is in use by {owner}; wait for it to end or choose another --run-dir"
+            ) from None
+        handle.close()
+        print(
+            f"warning: cannot lock run folder {run_dir} ({exc.strerror}); nothing stops a second job from "
+            "using it (on Lustre, mount with -o flock)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    handle.seek(0)
+    handle.truncate()
+    handle.write(owner_description() + "\n")
+    handle.flush()
+    _held_locks.append(handle)
+
+
 def prepare_run_dir(run_dir: Path, checkpoint_dir: Path, config_json: str) -> None:
     """Collective. Rank 0 checks both folders and writes ``config.json``; every rank learns the outcome."""
     import torch.distributed as dist  # noqa: PLC0415 - the folder helpers above need no torch
@@ -52,6 +100,8 @@ def prepare_run_dir(run_dir: Path, checkpoint_dir: Path, config_json: str) -> No
         try:
             ensure_writable(run_dir)
             ensure_writable(checkpoint_dir)
+            if not _held_locks:  # a second Trainer in the same process (tests) already holds it
+                lock_run_dir(run_dir)
             write_atomically(run_dir / "config.json", config_json + "\n")
         except RunFolderError as exc:
             message = str(exc)

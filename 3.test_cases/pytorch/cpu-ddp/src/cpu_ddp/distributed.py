@@ -8,16 +8,36 @@ CPU ranks use gloo, GPU ranks NCCL, one device per local rank.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 
 import torch
 import torch.distributed as dist
 
 from .faults import restart_count
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_launcher() -> None:
+    """Under torchrun, end this worker when its launcher dies. torch starts each worker in a session of
+    its own, so killing torchrun (kill -9 of its process group, or the OOM killer) would leave the
+    workers training; with the parent-death signal the kernel kills them too (Linux only)."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return  # a kernel that refuses it: nothing more to do
+    if os.getppid() == 1:  # the launcher died before the signal was armed
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 def setup_distributed() -> tuple[int, int, torch.device]:
-    """Join torchrun's group (gloo on CPU, NCCL on GPU), or a one-process group; (rank, world, device)."""
+    """Join torchrun's group (gloo on CPU, NCCL on GPU), or a one-process group; (rank, world, device).
+    A worker started by torchrun ends when torchrun does (``die_with_launcher``)."""
+    die_with_launcher()
     use_cuda = torch.cuda.is_available()
     backend = "nccl" if use_cuda else "gloo"
     if "RANK" in os.environ:
