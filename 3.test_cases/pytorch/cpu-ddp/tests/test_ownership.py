@@ -3,6 +3,7 @@ distributed.py, tested here once for every trainer that carries them)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -66,10 +67,8 @@ def launcher(run_dir) -> Iterator[subprocess.Popen]:
     process.worker_pids = [json.loads(p.read_text())["pid"] for p in ranks]
     yield process
     for pid in [process.pid, *process.worker_pids]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     process.wait(timeout=30)
 
 

@@ -7,12 +7,16 @@ kill test, and ``tiny_run`` (one process, ``tiny``) the baseline of the log-step
 
 from __future__ import annotations
 
+import errno
 import json
+import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cpu_ddp.atomic_checkpoint import save_failure
 from cpu_ddp.model import build_model, flops_per_sample
 
 from testbed.ports import free_port
@@ -289,3 +293,62 @@ def test_single_process_run_without_torchrun_writes_only_its_run_dir(run_dir):
     assert json.loads((run_dir / "result.json").read_text())["world_size"] == 1
     after = [p for p in sorted(TEST_CASE_DIR.rglob("*")) if "__pycache__" not in p.parts]
     assert after == [p for p in before if "__pycache__" not in p.parts]
+
+
+def test_a_flipped_byte_is_caught_by_the_checksum_and_resume_falls_back(tiny_run, run_dir):
+    """Same size, one byte different: the manifest's CRC-32 catches what a size check cannot."""
+    shutil.copytree(tiny_run / "checkpoints", run_dir / "checkpoints")
+    state = run_dir / "checkpoints" / "step-00000060" / "state.pt"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    state.write_bytes(bytes(data))
+    resumed = python_train("--preset", "tiny", "--run-dir", str(run_dir), "--max-steps", "60")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    warnings = [line for line in resumed.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"warning: skipping checkpoint {state.parent}: state.pt has CRC-32 "
+    ), resumed.stderr
+    assert warnings[0].endswith("(a damaged file)")
+    assert f"resumed from {run_dir / 'checkpoints' / 'step-00000040'} at step 40" in resumed.stdout
+    assert step_losses(run_dir) == {s: v for s, v in step_losses(tiny_run).items() if s > 40}
+
+
+def test_a_save_that_cannot_be_written_is_one_line_and_the_previous_checkpoint_stays(tiny_run, run_dir):
+    """A file-size limit below the checkpoint's size makes the step-80 save fail as a full disk would."""
+    shutil.copytree(tiny_run / "checkpoints", run_dir / "checkpoints")
+    shutil.copy(tiny_run / "metrics.jsonl", run_dir / "metrics.jsonl")
+    limit = (run_dir / "checkpoints" / "step-00000060" / "state.pt").stat().st_size - 1
+    result = subprocess.run(
+        [sys.executable, "src/train.py", "--preset", "tiny", "--run-dir", str(run_dir), "--max-steps", "80"],
+        cwd=TEST_CASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    checkpoints = run_dir / "checkpoints"
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and lines[0].endswith(
+        f"writing checkpoint step-00000080 to {checkpoints}; step-00000060 is intact"
+    )
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "step-00000020",
+        "step-00000040",
+        "step-00000060",
+    ]
+    resumed = python_train("--preset", "tiny", "--run-dir", str(run_dir), "--max-steps", "60")
+    assert resumed.returncode == 0 and "resumed from" in resumed.stdout, resumed.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("exc", "what"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+        (RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4480 vs 4374"), "no space"),
+        (OSError(errno.EROFS, "Read-only file system"), "read-only file system"),
+    ],
+)
+def test_save_failures_are_named_plainly(exc, what, tmp_path):
+    assert save_failure(exc, tmp_path / "step-00000040").startswith(what)
