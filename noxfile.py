@@ -33,6 +33,8 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 # Test cases whose framework gets a venv of its own: session name -> case folder (one line each).
 FRAMEWORK_CASES: dict[str, str] = {
     # framework-cases (keep this line: sessions are added below it)
+    "bionemo": "3.test_cases/pytorch/bionemo",
+    "neuronx-distributed": "3.test_cases/pytorch/neuronx-distributed",
 }
 
 nox.options.sessions = ["lint", "security", "pcluster", "tests", *FRAMEWORK_CASES, "docs"]

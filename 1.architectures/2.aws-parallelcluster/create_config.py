@@ -44,6 +44,7 @@ VPC_OUTPUTS = (
 DEFAULTS = {  # per template: instance type, node count, head node type
     "gpu-efa": ("p5.48xlarge", 2, "m5.8xlarge"),
     "cpu-small": ("c5.xlarge", 2, "c5.large"),
+    "trn-efa": ("trn1.32xlarge", 2, "m5.8xlarge"),
 }
 # ParallelCluster creates /fsx when the prerequisites stack has no Lustre file system (GPU cluster only).
 MANAGED_LUSTRE = {
@@ -64,6 +65,13 @@ def efa_devices(instance_type: str) -> int:
             f"{', '.join(sorted(facts))} or add it there (GPUs, EFA devices)"
         )
     return int(facts[instance_type]["efa"]["devices"])
+
+
+def accelerator_kind(instance_type: str) -> str:
+    """The accelerator kind (gpu, trainium) of ``instance_type`` in 1.architectures/instance-types.yaml."""
+    efa_devices(instance_type)  # the same error for a type the file lacks
+    facts = yaml.safe_load(INSTANCE_TYPES.read_text())["instance_types"]
+    return str(facts[instance_type]["accelerator"]["kind"])
 
 
 def render(
@@ -96,9 +104,13 @@ def render(
             f"VPC stack {prereq['VpcStackName']!r} is in AZ {zone}, not in region {region}: pass --region "
             f"{zone[:-1]}"
         )
-    gpu = template == "gpu-efa"
+    gpu = template in ("gpu-efa", "trn-efa")  # an accelerator queue: EFA, reservations, a managed /fsx
     if capacity != "ondemand" and not gpu:
-        raise ConfigError(f"--capacity {capacity}: only the gpu-efa cluster takes a reservation")
+        raise ConfigError(f"--capacity {capacity}: only the gpu-efa and trn-efa clusters take a reservation")
+    if template == "trn-efa" and accelerator_kind(instance_type) != "trainium":
+        raise ConfigError(
+            f"--instance-type {instance_type} is not a Trainium type; use --cluster gpu-efa for it"
+        )
     if capacity != "ondemand" and not re.fullmatch(r"cr-[0-9a-f]{8,17}", capacity_reservation_id or ""):
         raise ConfigError(f"--capacity {capacity} needs --capacity-reservation-id cr-<hex> (the reservation)")
     values = {

@@ -168,6 +168,16 @@ def example_configs(folder: Path) -> list[Path]:
             {"instance_type": "g5.12xlarge"},
             {k: prereq[k] for k in ("VpcStackName", "HomeNfsSecurityGroupId")},
         ),
+        ("trn-efa", {"capacity": "ondemand"}, prereq),
+        (
+            "trn-efa",
+            {
+                "instance_type": "trn2.48xlarge",
+                "capacity": "capacity-block",
+                "capacity_reservation_id": "cr-0123456789abcdef0",
+            },
+            prereq,
+        ),
     ]
     paths = []
     for index, (template, options, outputs) in enumerate(variants):

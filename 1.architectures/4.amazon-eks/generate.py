@@ -36,6 +36,7 @@ ADDON_KEYS = [
     "efa-device-plugin-chart",
     "fsx-csi-driver-chart",
     "training-operator",
+    "neuron-helm-chart",
 ]
 
 

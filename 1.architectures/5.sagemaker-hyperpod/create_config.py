@@ -22,6 +22,7 @@ Check the result against your account with validate_config.py before create-clus
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -110,6 +112,14 @@ def _count(value: Any, where: str) -> int:
     return count
 
 
+@functools.cache
+def hyperpod_instance_types() -> frozenset[str]:
+    """The instance types HyperPod takes: the ClusterInstanceType list of the installed botocore's
+    SageMaker model (offline)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("ClusterInstanceType").enum)
+
+
 def _group(
     role: str,
     default_name: str,
@@ -128,6 +138,11 @@ def _group(
         raise ConfigError(
             f"{where}: instance type {instance_type!r} is not a SageMaker type: use the ml. name "
             "(e.g. ml.p5.48xlarge)"
+        )
+    if instance_type not in hyperpod_instance_types():
+        raise ConfigError(
+            f"{where}: {instance_type} is not a HyperPod instance type (SageMaker's ClusterInstanceType "
+            "list); pick one such as ml.p5.48xlarge or ml.trn1.32xlarge"
         )
     if not NAME.match(name) or name in {g["name"] for g in earlier}:
         raise ConfigError(f"{where}: the group name must be unique, of letters, digits and hyphens")

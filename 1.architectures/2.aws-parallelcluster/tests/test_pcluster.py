@@ -398,6 +398,24 @@ def test_efa_follows_instance_types_yaml():
         assert ("Efa" in resource) == (fact["efa"]["devices"] > 0), name
 
 
+@pytest.mark.parametrize("instance", ["trn1.32xlarge", "trn1n.32xlarge", "trn2.48xlarge"])
+def test_trainium_cluster_is_an_efa_queue_of_trainium_nodes(instance):
+    config = offline("trn-efa", instance_type=instance, count=4)
+    queue = config["Scheduling"]["SlurmQueues"][0]
+    resource = queue["ComputeResources"][0]
+    assert queue["Name"] == "trn" and resource["InstanceType"] == instance
+    assert (resource["MinCount"], resource["MaxCount"], resource["Efa"]) == (0, 4, {"Enabled": True})
+    assert queue["Networking"]["PlacementGroup"] == {"Enabled": True}
+    assert queue["ComputeSettings"]["LocalStorage"]["RootVolume"]["Size"] >= 512  # Neuron's minimum
+    assert {s["MountDir"] for s in config["SharedStorage"]} == {"/fsx", "/home"}  # data, compile cache
+    block = offline("trn-efa", capacity="capacity-block", capacity_reservation_id="cr-0123456789abcdef0")
+    assert block["Scheduling"]["SlurmQueues"][0]["CapacityType"] == "CAPACITY_BLOCK"
+    with pytest.raises(
+        create_config.ConfigError, match=r"p5\.48xlarge is not a Trainium type; use --cluster gpu-efa"
+    ):
+        offline("trn-efa", instance_type="p5.48xlarge")
+
+
 def test_cpu_cluster_without_stack_file_systems_has_no_shared_storage():
     config = offline("cpu-small", prereq=PREREQ_OUT)
     assert "SharedStorage" not in config

@@ -168,6 +168,20 @@ def test_helm_values_scheduling_fields_are_valid_pod_spec_fields(name: str) -> N
     assert kube.validate_documents([pod]) == []
 
 
+def test_neuron_device_plugin_runs_on_the_trainium_types_of_instance_types_yaml() -> None:
+    values = yaml.safe_load((EKS / "addons" / "neuron-helm-chart-values.yaml").read_text())
+    facts = yaml.safe_load((ROOT / "1.architectures" / "instance-types.yaml").read_text())["instance_types"]
+    trainium = sorted(n for n, f in facts.items() if f["kubernetes_resource"] == "aws.amazon.com/neuron")
+    assert sorted(values["neuronInstances"]) == trainium and len(trainium) == 3
+    spec = {"containers": [{"name": "plugin", "image": "registry.example/plugin:1.0"}]}
+    spec["tolerations"] = values["devicePlugin"]["tolerations"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "neuron"}, "spec": spec}
+    assert kube.validate_documents([pod]) == []
+    neuron_taint = {"key": "aws.amazon.com/neuron", "operator": "Exists", "effect": "NoSchedule"}
+    assert neuron_taint in spec["tolerations"]
+    assert values["scheduler"] == {"enabled": False}  # jobs take whole nodes with the default scheduler
+
+
 def test_addon_pins_come_from_versions_yaml_once() -> None:
     env = dict(
         line.split("=", 1)

@@ -214,6 +214,32 @@ def test_create_config_from_the_groups_file_in_the_backup_subnet(aws_emulator, s
     assert [w["partition_name"] for w in params["worker_groups"]] == ["gpu", "cpu"]
 
 
+@pytest.mark.aws_emulator
+def test_create_config_from_the_trainium_groups_file(aws_emulator, stacks, tmp_path):
+    """The Trainium variant: every type is on HyperPod's instance type list (botocore's SageMaker
+    ClusterInstanceType) and has its Slurm CPUs (instance_cores.py, from instance-types.yaml)."""
+    done = run_tool(
+        aws_emulator,
+        "create_config.py",
+        *("--stack", "hp-prereq", "--groups", str(FOLDER / "groups-trainium.yaml")),
+        *("--out-dir", str(tmp_path)),
+    )
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "cluster-config.json").read_text())
+    sagemaker = boto3.session.Session()._session.get_service_model("sagemaker")
+    listed = set(sagemaker.shape_for("ClusterInstanceType").enum)
+    sys.path.insert(0, str(BASE_CONFIG))
+    from hyperpod_lifecycle.instance_cores import PHYSICAL_CORES  # noqa: PLC0415 - the lifecycle package
+
+    groups = {g["InstanceGroupName"]: g for g in config["InstanceGroups"]}
+    assert {g["InstanceType"] for g in groups.values()} <= listed
+    workers = [g for g in groups.values() if g["InstanceType"].startswith("ml.trn")]
+    assert [(g["InstanceType"], g["InstanceCount"]) for g in workers] == [("ml.trn1.32xlarge", 4)]
+    assert PHYSICAL_CORES["ml.trn1.32xlarge"] == 64 and PHYSICAL_CORES["ml.trn2.48xlarge"] == 96
+    params = json.loads((tmp_path / "provisioning_parameters.json").read_text())
+    assert [w["partition_name"] for w in params["worker_groups"]] == ["trn"]
+
+
 BAD_CREATE = [
     (["--stack", "nope"], "stack 'nope' not found in region us-east-1"),
     (["--stack", "hp-vpc"], "stack 'hp-vpc' has no output 'VpcStackName'"),
@@ -224,6 +250,10 @@ BAD_CREATE = [
         "--worker 'ml.p5.48xlarge': expected TYPE:COUNT",
     ),
     (["--stack", "hp-prereq", "--worker", "p5.48xlarge:2"], "instance type 'p5.48xlarge' is not a SageMaker"),
+    (
+        ["--stack", "hp-prereq", "--worker", "ml.trn9.48xlarge:2"],
+        "ml.trn9.48xlarge is not a HyperPod instance type",
+    ),
     (["--stack", "hp-prereq", "--worker", "ml.p5.48xlarge:0"], "count '0' must be a whole number >= 1"),
     (
         ["--stack", "hp-prereq", "--worker", "ml.p5.48xlarge:1:gpu", "--worker", "ml.g5.8xlarge:1:gpu"],

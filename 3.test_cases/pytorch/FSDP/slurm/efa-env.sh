@@ -38,7 +38,7 @@ if compgen -G "$efa_sysfs/*" >/dev/null; then
     export NCCL_SOCKET_IFNAME=^docker,lo,veth
     case $INSTANCE_TYPE in
         # GPUDirect RDMA (efa.device_rdma in instance-types.yaml); any other type gets none.
-        p4d.24xlarge | p4de.24xlarge | p5.48xlarge | p5e.48xlarge | p5en.48xlarge | p6-b200.48xlarge | trn1.32xlarge | trn1n.32xlarge)
+        p4d.24xlarge | p4de.24xlarge | p5.48xlarge | p5e.48xlarge | p5en.48xlarge | p6-b200.48xlarge | trn1.32xlarge | trn1n.32xlarge | trn2.48xlarge)
             export FI_EFA_USE_DEVICE_RDMA=1
             ;;
         *) unset FI_EFA_USE_DEVICE_RDMA ;;

@@ -20,4 +20,5 @@ PHYSICAL_CORES = {
     "ml.p6-b200.48xlarge": 96,
     "ml.trn1.32xlarge": 64,
     "ml.trn1n.32xlarge": 64,
+    "ml.trn2.48xlarge": 96,
 }

@@ -1,0 +1,23 @@
+"""The README's walkthrough ("preview"), run as written in a copy of the repository. That every other command
+block is marked illustrative, with the reason, is part of the test-case contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from testbed.walkthrough import run_walkthrough
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CASE = "3.test_cases/pytorch/mosaicml-composer"
+
+
+def test_readme_preview_walkthrough(artifacts_root):
+    result = run_walkthrough(README, "preview", artifacts_root / "wt-composer", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "yamls/mpt-7b.yaml:global_train_batch_size: 1024" in result.output
+    assert "composer --nproc 8 --world_size 16 --master_addr HEAD_NODE_ADDR" in result.output
+    assert "max_duration=1000ba" in result.output
+    manifest = yaml.safe_load((result.workdir / CASE / "build" / "composer.yaml").read_text())
+    assert manifest["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3

@@ -1,0 +1,25 @@
+"""The README's walkthrough ("configs"), run as written in a copy of the repository. That every other
+command block is marked illustrative, with the reason, is part of the test-case contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from testbed.walkthrough import run_walkthrough
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CASE = "3.test_cases/pytorch/picotron"
+
+
+def test_readme_configs_walkthrough(artifacts_root):
+    result = run_walkthrough(README, "configs", artifacts_root / "wt-picotron", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "llama3_1_70b-16nodes   16 x 8 GPUs  tp 8 pp 4 cp 1 dp  4" in result.output  # --list
+    mine = json.loads((result.workdir / CASE / "runs" / "my-layout.json").read_text())
+    assert mine["distributed"]["dp_size"] == 4 and mine["training"]["gradient_accumulation_steps"] == 64
+    assert "error: bad: tp(8) * pp(1) * cp(1) * dp(3) = 24 != world size 32" in result.output
+    assert "refused, exit 2" in result.output and not (result.workdir / CASE / "runs" / "bad.json").exists()
+    assert "srun --nodes=8 --ntasks-per-node=1" in result.output  # the DRY_RUN line
+    manifest = result.workdir / CASE / "build" / "picotron.yaml"
+    assert "/workspace/picotron/configs/llama3_1_8b-2nodes.json" in manifest.read_text()
