@@ -34,6 +34,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 FRAMEWORK_CASES: dict[str, str] = {
     # framework-cases (keep this line: sessions are added below it)
     "bionemo": "3.test_cases/pytorch/bionemo",
+    "torchtitan": "3.test_cases/pytorch/torchtitan",
     "neuronx-distributed": "3.test_cases/pytorch/neuronx-distributed",
 }
 

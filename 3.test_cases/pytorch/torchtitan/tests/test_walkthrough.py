@@ -1,0 +1,43 @@
+"""The README's walkthroughs, run as written in a copy of the repository: "launchers" (the project venv:
+make help, the sbatch's DRY_RUN line, make k8s) and "configs" (the torchtitan nox session: make assets,
+make check-config with torchtitan's own ConfigManager). Every other shell block is marked illustrative."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from testbed.walkthrough import run_walkthrough
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CASE = "3.test_cases/pytorch/torchtitan"
+
+
+def test_readme_launchers_walkthrough(artifacts_root):
+    result = run_walkthrough(README, "launchers", artifacts_root / "wt-titan-launchers", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "check-config parse and validate PRESET" in result.output  # make help
+    assert (
+        "-m torchtitan.train --module aws_llama3 --config llama3_70b_fsdp_tp --dump_folder" in result.output
+    )
+    job = yaml.safe_load((result.workdir / CASE / "kubernetes" / "torchtitan.yaml").read_text())
+    assert job["kind"] == "PyTorchJob" and job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 4
+
+
+@pytest.mark.framework
+def test_readme_configs_walkthrough(artifacts_root, monkeypatch):
+    # `make` takes the venv from VENV: here the session's, where torchtitan is installed.
+    monkeypatch.setenv("VENV", sys.prefix)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    result = run_walkthrough(README, "configs", artifacts_root / "wt-titan-configs", timeout=300)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "ok: llama3_70b_fsdp_tp: llama3 70B: dp_shard=-1 tp=8 compile=True" in result.output
+    assert "steps=200" in result.output
+    assert "did you mean --training.steps?" in result.output
+    assets = result.workdir / CASE / "assets" / "tiny"
+    assert (assets / "tokenizer.json").is_file() and (assets / "c4_test" / "data.json").is_file()
+    assert os.environ["VENV"] == sys.prefix
