@@ -35,6 +35,7 @@ FRAMEWORK_CASES: dict[str, str] = {
     # framework-cases (keep this line: sessions are added below it)
     "bionemo": "3.test_cases/pytorch/bionemo",
     "torchtitan": "3.test_cases/pytorch/torchtitan",
+    "jax": "3.test_cases/jax",
     "neuronx-distributed": "3.test_cases/pytorch/neuronx-distributed",
 }
 

@@ -1,0 +1,39 @@
+"""The README's section 1 runs as written: `make local` (2 processes x 2 CPU devices), then a second
+`make local` that resumes from the Orbax checkpoint. `make local` uses VENV, here this session's JAX venv
+(the `jax` nox session runs this test)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed.walkthrough import run_walkthrough
+
+pytestmark = pytest.mark.framework
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CASE = Path("3.test_cases/jax")
+
+
+@pytest.mark.slow
+def test_readme_local_walkthrough_trains_and_resumes(artifacts_root, monkeypatch, jax_env):
+    monkeypatch.setenv("VENV", str(Path(sys.executable).parent.parent))
+    for name, value in jax_env.items():
+        monkeypatch.setenv(name, value)
+    result = run_walkthrough(README, "local", artifacts_root / "jax-wt-local", timeout=600)
+    assert result.returncode == 0, result.output[-4000:]
+    run = result.workdir / CASE / "runs" / "local"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("event") == "resume"] == [20]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 31))
+    golden = json.loads((README.parent / "tests" / "golden" / "tiny_losses.json").read_text())["losses"]
+    first_run = [r["loss"] for r in records if "loss" in r][:20]  # 2 processes; the golden run is 1
+    assert first_run == pytest.approx(golden, rel=1e-4)
+    assert json.loads((run / "result.json").read_text())["step"] == 30
+    assert "summary: step 20" in result.output and "summary: step 30" in result.output
+    assert '"event": "summary"' in result.output  # tail of metrics.jsonl
+    ranks = [json.loads((run / "ranks" / f"rank{p}.json").read_text()) for p in (0, 1)]
+    assert ranks[0]["params_digest"] == ranks[1]["params_digest"]
