@@ -12,6 +12,7 @@ writes). A command lists the catalogue entries that make sense for its slot.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,7 @@ DIR_INPUTS: dict[str, Callable[[Path], None]] = {
 VALUES = {"nan": "nan", "inf": "inf", "-inf": "-inf", "negative": "-1", "not a number": "abc"}
 TEXTS = {
     "newline": "dev\nAllowedIps: 0.0.0.0/0",
+    "64 characters with hyphens": "a" + "-" * 62 + "b",
     "hash": "ops #1",
     "colon": "a: b",
     "quotes": 'it\'s "q"',
@@ -60,6 +62,44 @@ OUT_INPUTS: dict[str, Callable[[Path], None]] = {
     "output under a file": lambda p: (p.parent / "plain-file").write_text("x") or None,
 }
 NUMBERS_AND_ZERO = {**VALUES, "zero": "0"}
+
+
+def _params(**change) -> str:
+    """The HyperPod test fixture's provisioning parameters with some values changed."""
+    doc = json.loads((ROOT / HYPERPOD / "tests/fixtures/provisioning_parameters.json").read_text())
+    return json.dumps({**doc, **change})
+
+
+def _resources(**change) -> str:
+    doc = json.loads((ROOT / HYPERPOD / "tests/fixtures/resource_config.json").read_text())
+    doc["InstanceGroups"][1].update(change)
+    return json.dumps(doc)
+
+
+def _cluster_config(role: object) -> str:
+    group = {"InstanceGroupName": "workers", "InstanceType": "ml.p5.48xlarge", "InstanceCount": 1}
+    return json.dumps(
+        {
+            "ClusterName": "ml-cluster",
+            "InstanceGroups": [{**group, "ExecutionRole": role}],
+            "VpcConfig": {"Subnets": ["subnet-0123"], "SecurityGroupIds": ["sg-0123"]},
+        }
+    )
+
+
+# Documents that parse but carry a value that must never reach a config file (slot {doc}).
+DOC_INPUTS: dict[str, Callable[[], str]] = {
+    "partition name with a newline": lambda: _params(
+        worker_groups=[{"instance_group_name": "worker-group-1", "partition_name": "dev\n"}]
+    ),
+    "mount name with a newline": lambda: _params(fsx_mountname="abc\n/ /etc xfs defaults 0 0"),
+    "DNS name with a space": lambda: _params(fsx_dns_name="fs-1.example.com other"),
+    "login group as a list": lambda: _params(login_group=["x"]),
+    "group name of 80 characters": lambda: _params(controller_group="a" + "-" * 78 + "b"),
+    "instances as numbers": lambda: _resources(Instances=[1]),
+    "execution role as a bare name": lambda: _cluster_config("MyRole"),
+    "execution role as a number": lambda: _cluster_config(5),
+}
 JSONL_INPUTS = {
     "no text key": '{"body": "hello"}\n',
     "text not a string": '{"text": 5}\n',
@@ -328,6 +368,38 @@ COMMANDS: list[Command] = [
         ALL_FILES,
     ),
     Command(
+        "HyperPod lifecycle --provisioning-parameters (values)",
+        (
+            PY,
+            f"{HYPERPOD}/LifecycleScripts/base-config/lifecycle.py",
+            "--dry-run",
+            "--resource-config",
+            f"{HYPERPOD}/tests/fixtures/resource_config.json",
+            "--provisioning-parameters",
+            "{doc}",
+        ),
+        (
+            "partition name with a newline",
+            "mount name with a newline",
+            "DNS name with a space",
+            "login group as a list",
+            "group name of 80 characters",
+        ),
+    ),
+    Command(
+        "HyperPod lifecycle --resource-config",
+        (
+            PY,
+            f"{HYPERPOD}/LifecycleScripts/base-config/lifecycle.py",
+            "--dry-run",
+            "--provisioning-parameters",
+            f"{HYPERPOD}/tests/fixtures/provisioning_parameters.json",
+            "--resource-config",
+            "{resources}",
+        ),
+        ("instances as numbers",),
+    ),
+    Command(
         "HyperPod create_config --groups",
         (
             PY,
@@ -383,6 +455,11 @@ COMMANDS: list[Command] = [
         ALL_FILES,
     ),
     Command(
+        "HyperPod validate_config --cluster-config (values)",
+        (PY, f"{HYPERPOD}/validate_config.py", "--cluster-config", "{doc}"),
+        ("execution role as a bare name", "execution role as a number"),
+    ),
+    Command(
         "ParallelCluster create_config --key-name",
         (
             PY,
@@ -407,7 +484,7 @@ COMMANDS: list[Command] = [
 
 # --- Running one pair ---------------------------------------------------------------------------------
 
-SLOTS = ("{file}", "{dir}", "{value}", "{text}", "{out}", "{jsonl}", "{file_dir}")
+SLOTS = ("{file}", "{dir}", "{value}", "{text}", "{out}", "{jsonl}", "{file_dir}", "{doc}", "{resources}")
 OFFLINE = {
     # Any AWS call goes to a closed port and fails at once; nothing reaches a hub or the instance metadata.
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
@@ -458,6 +535,9 @@ def prepare(command: Command, entry: str, tmp: Path) -> tuple[list[str], dict[st
         target = tmp / "bad-input-results"
         target.mkdir()
         FILE_INPUTS[entry](target / "node1.json")
+    elif slot in ("{doc}", "{resources}"):
+        target = tmp / "bad-input.json"
+        target.write_text(DOC_INPUTS[entry]())
     elif slot == "{jsonl}":
         target = tmp / "bad-input.jsonl"
         target.write_text(JSONL_INPUTS[entry])

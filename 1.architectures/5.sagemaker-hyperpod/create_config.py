@@ -43,7 +43,7 @@ from stack_outputs import ConfigError, stack_outputs  # noqa: E402 - 1.architect
 PREREQ_OUTPUTS = ("VpcStackName", "LifecycleBucketName", "ExecutionRoleArn")
 VPC_OUTPUTS = ("PrimaryPrivateSubnetId", "EfaSecurityGroupId", "FsxLustreSecurityGroupId")
 # The CreateCluster API's patterns for names, and the shape of a HyperPod instance type.
-NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+NAME = re.compile(r"(?=.{1,63}$)[a-zA-Z0-9](-*[a-zA-Z0-9])*")  # cluster and group names: at most 63
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 CONTROLLER_GROUP, LOGIN_GROUP = "controller-machine", "login-group"
 DEFAULT_VOLUME_GIB = 500
@@ -144,7 +144,7 @@ def _group(
             f"{where}: {instance_type} is not a HyperPod instance type (SageMaker's ClusterInstanceType "
             "list); pick one such as ml.p5.48xlarge or ml.trn1.32xlarge"
         )
-    if not NAME.match(name) or name in {g["name"] for g in earlier}:
+    if not NAME.fullmatch(name) or name in {g["name"] for g in earlier}:
         raise ConfigError(f"{where}: the group name must be unique, of letters, digits and hyphens")
     if role == "controller" and item.get("count", 1) not in (1, "1"):
         raise ConfigError(f"{where}: a Slurm cluster has exactly one controller node; remove its count")
@@ -171,7 +171,7 @@ def _group(
 
 def normalise_groups(spec: dict[str, Any], threads_per_core: int, volume_gib: int) -> list[dict[str, Any]]:
     """Validated instance groups: name, role, type, count, partition, threads per core, volume."""
-    if not spec.get("cluster_name") or not NAME.match(str(spec["cluster_name"])):
+    if not spec.get("cluster_name") or not NAME.fullmatch(str(spec["cluster_name"])):
         raise ConfigError(
             f"cluster name {spec.get('cluster_name')!r}: give --cluster-name of letters, digits and hyphens "
             "(at most 63, starting with a letter or digit)"

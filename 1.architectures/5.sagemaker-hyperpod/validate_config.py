@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import urllib.parse
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ def read_json(path: Path, what: str) -> Any:
         raise InputError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
+# CreateCluster's pattern for InstanceGroups[].ExecutionRole.
+EXECUTION_ROLE = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
+
+
 def load_cluster_config(path: Path) -> dict[str, Any]:
     config = read_json(path, "cluster config")
     groups = config.get("InstanceGroups") if isinstance(config, dict) else None
@@ -89,6 +94,13 @@ def load_cluster_config(path: Path) -> dict[str, Any]:
         raise InputError(f"cluster config {path} has no InstanceGroups list: is it a create-cluster input?")
     if not isinstance(vpc, dict) or not vpc.get("Subnets") or not vpc.get("SecurityGroupIds"):
         raise InputError(f"cluster config {path} has no VpcConfig with Subnets and SecurityGroupIds")
+    for group in groups:
+        role = group.get("ExecutionRole")
+        if not isinstance(role, str) or not EXECUTION_ROLE.fullmatch(role):
+            raise InputError(
+                f"cluster config {path}: instance group {group.get('InstanceGroupName')!r} has ExecutionRole "
+                f"{role!r}; CreateCluster wants the role's ARN (arn:aws:iam::<account>:role/<name>)"
+            )
     return config
 
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PARTITION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Every value that lands in slurm.conf, /etc/fstab or a hostname is checked against that file's grammar
+# (whole-string matches: a newline must never slip into a config line).
+PARTITION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+GROUP_NAME = re.compile(r"(?=.{1,63}$)[a-zA-Z0-9](-*[a-zA-Z0-9])*")  # HyperPod's InstanceGroupName
+HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+MOUNT_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # FSx for Lustre MountName
 SUPPORTED_WORKLOAD_MANAGERS = ("slurm",)
 
 
@@ -131,7 +138,10 @@ def parse_resource_config(data: Any, source: str = "resource_config.json") -> di
             )
         instances = []
         instance_type = str(group.get("InstanceType") or "")
-        for item in group.get("Instances") or []:
+        items = group.get("Instances") or []
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise ConfigError(f"{source}: group {name} has Instances that are not a list of objects")
+        for item in items:
             ip, instance_name = item.get("CustomerIpAddress"), item.get("InstanceName")
             if not isinstance(ip, str) or not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", ip):
                 raise ConfigError(f"{source}: group {name} has an instance without a CustomerIpAddress")
@@ -140,11 +150,19 @@ def parse_resource_config(data: Any, source: str = "resource_config.json") -> di
     return groups
 
 
-def _required_text(data: dict, key: str, source: str) -> str:
+def _required_text(data: dict, key: str, source: str, grammar: re.Pattern, what: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{source}: {key} is missing or empty; set it (see the README's example)")
+    if not grammar.fullmatch(value.strip()):
+        raise ConfigError(f"{source}: {key} {value!r} is not {what}; fix the value")
     return value.strip()
+
+
+def _optional_text(data: dict, key: str, source: str, grammar: re.Pattern, what: str) -> str | None:
+    if data.get(key) in (None, ""):
+        return None
+    return _required_text(data, key, source, grammar, what)
 
 
 def parse_provisioning_parameters(
@@ -165,19 +183,28 @@ def parse_provisioning_parameters(
     for item in workers:
         name = item.get("instance_group_name") if isinstance(item, dict) else None
         partition = item.get("partition_name") if isinstance(item, dict) else None
-        if not isinstance(name, str) or not isinstance(partition, str) or not PARTITION_NAME.match(partition):
+        if (
+            not isinstance(name, str)
+            or not GROUP_NAME.fullmatch(name)
+            or not isinstance(partition, str)
+            or not PARTITION_NAME.fullmatch(partition)
+        ):
             raise ConfigError(
-                f"{source}: worker group {item!r} needs instance_group_name and a partition_name of "
-                "letters, digits, '-' or '_'"
+                f"{source}: worker group {item!r} needs an instance_group_name (letters, digits, '-'; at "
+                "most 63) and a partition_name of letters, digits, '-' or '_'"
             )
         groups.append(WorkerGroup(name, partition))
     return ProvisioningParameters(
-        controller_group=_required_text(data, "controller_group", source),
+        controller_group=_required_text(
+            data, "controller_group", source, GROUP_NAME, "an instance group name"
+        ),
         worker_groups=tuple(groups),
-        fsx_dns_name=_required_text(data, "fsx_dns_name", source),
-        fsx_mountname=_required_text(data, "fsx_mountname", source),
-        login_group=data.get("login_group") or None,
-        fsx_openzfs_dns_name=data.get("fsx_openzfs_dns_name") or None,
+        fsx_dns_name=_required_text(data, "fsx_dns_name", source, HOSTNAME, "a DNS name"),
+        fsx_mountname=_required_text(
+            data, "fsx_mountname", source, MOUNT_NAME, "an FSx for Lustre mount name"
+        ),
+        login_group=_optional_text(data, "login_group", source, GROUP_NAME, "an instance group name"),
+        fsx_openzfs_dns_name=_optional_text(data, "fsx_openzfs_dns_name", source, HOSTNAME, "a DNS name"),
         version=str(data.get("version", "1.0.0")),
         workload_manager=manager,
     )
