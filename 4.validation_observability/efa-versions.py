@@ -77,10 +77,14 @@ class Host:
         return sorted(self.root.glob(pattern.lstrip("/")))
 
     def command(self, argv: Sequence[str], known_paths: Sequence[str] = ()) -> str | None:
-        """Run a program found at one of ``known_paths`` under the root (or on PATH for ``/``)."""
+        """Run a program at one of ``known_paths`` (or on PATH) of this host. Only for ``/``: programs in an
+        inspected tree (``--root``, a mounted image) are never executed, since they run on this host with
+        its privileges; there the files and the package database say the versions."""
+        if self.root != Path("/"):
+            return None
         candidates = [self.path(p) for p in known_paths]
         program = next((str(p) for p in candidates if p.is_file() and os.access(p, os.X_OK)), None)
-        if program is None and self.root == Path("/"):
+        if program is None:
             program = shutil.which(argv[0])
         if program is None:
             return None
@@ -113,11 +117,18 @@ def efa_installer(host: Host) -> Component:
     return component
 
 
+# A package's version in dpkg's status file (Debian and Ubuntu hosts and images).
+DPKG_VERSION = r"^Package: {package}\n(?:.+\n)*?Version:\s*(\S+)"
+
+
 def libfabric(host: Host) -> Component:
     component = Component("libfabric")
     for pc in ("/opt/amazon/efa/lib/pkgconfig/libfabric.pc", "/opt/amazon/efa/lib64/pkgconfig/libfabric.pc"):
         if _search(component, pc, host.read(pc), r"^Version:\s*(\S+)"):
             return component
+    status = host.read("/var/lib/dpkg/status")
+    if _search(component, "/var/lib/dpkg/status", status, DPKG_VERSION.format(package=r"libfabric1?-aws")):
+        return component
     fi_info = host.command(["fi_info", "--version"], ["/opt/amazon/efa/bin/fi_info"])
     _search(component, "fi_info --version", fi_info, r"^libfabric:\s*(\S+)")
     return component
@@ -213,6 +224,9 @@ def cuda_toolkit(host: Host) -> Component:
         host.read("/usr/local/cuda/version.txt"),
         r"CUDA Version\s+(\S+)",
     ):
+        return component
+    cuda_nvcc = r"^Package: cuda-nvcc-\d+-\d+\n(?:.+\n)*?Version:\s*(\d+\.\d+\.\d+)"
+    if _search(component, "/var/lib/dpkg/status", host.read("/var/lib/dpkg/status"), cuda_nvcc):
         return component
     nvcc = host.command(["nvcc", "--version"], ["/usr/local/cuda/bin/nvcc"])
     _search(component, "nvcc --version", nvcc, r"release [\d.]+, V(\d[\d.]+)")

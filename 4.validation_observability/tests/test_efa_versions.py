@@ -54,12 +54,25 @@ def test_host_tree_every_component_and_where():
     assert "# Note : several nccl versions on this host; check which one the job loads" in table
 
 
-def test_image_tree_reads_commands_and_dpkg():
+def test_image_tree_reads_the_package_database():
     found = versions("--root", str(FIXTURES / "efa-image"))
-    assert found["libfabric"] == [["2.4.0amzn1.0", "fi_info --version"]]
-    assert found["cuda"] == [["12.9.86", "nvcc --version"]]
+    assert found["libfabric"] == [["2.4.0amzn1.0", "/var/lib/dpkg/status"]]
+    assert found["cuda"] == [["12.9.86", "/var/lib/dpkg/status"]]
     assert found["aws-ofi-nccl"] == [["1.18.0", "/var/lib/dpkg/status"]]
     assert found["nvidia-driver"] == [] and found["efa-installer"] == []  # a container has neither
+
+
+def test_programs_of_an_inspected_tree_are_never_run(tmp_path):
+    """--root reads files only: an fi_info or nvcc in the tree would run on this host, as this user."""
+    ran = tmp_path / "ran"
+    for program in ("opt/amazon/efa/bin/fi_info", "usr/local/cuda/bin/nvcc", "usr/bin/nvidia-smi"):
+        path = tmp_path / "tree" / program
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!/bin/sh\necho {program} >> {ran}\necho 'libfabric: 9.9.9'\n")
+        path.chmod(0o755)
+    found = versions("--root", str(tmp_path / "tree"))
+    assert not ran.exists()
+    assert found["libfabric"] == [] and found["cuda"] == [] and found["nvidia-driver"] == []
 
 
 def test_nothing_installed_is_reported_not_crashed(tmp_path):
