@@ -92,7 +92,10 @@ def is_efa(device_dir: Path) -> bool:
 def read_text(path: Path, snapshot: Snapshot) -> str | None:
     """The stripped content of a sysfs file, or None (and an error recorded) when unreadable."""
     try:
-        return path.read_text().strip()
+        return path.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError:
+        snapshot.errors.append(f"{path}: not UTF-8 text")
+        return None
     except OSError as exc:
         snapshot.errors.append(f"{path}: {exc.strerror or exc}")
         return None
@@ -112,6 +115,9 @@ def read_counters(folder: Path, scope: str, labels: tuple, snapshot: Snapshot) -
             value = int(text)
         except ValueError:
             snapshot.errors.append(f"{path}: not an integer: {text[:40]!r}")
+            continue
+        if value < 0:  # hardware counters only grow: a negative one is a driver or file fault
+            snapshot.errors.append(f"{path}: negative counter {value}")
             continue
         if path.name in GAUGE_COUNTERS:
             name, help_text, scale = GAUGE_COUNTERS[path.name]

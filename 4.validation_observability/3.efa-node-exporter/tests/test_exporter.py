@@ -109,6 +109,21 @@ def test_garbage_and_unreadable_files_are_errors_not_values(p4d_sysfs):
     assert any("rdmap160s27/ports/1/hw_counters/tx_pkts" in w for w in warnings)
 
 
+def test_non_utf8_and_negative_counters_are_errors_and_the_scrape_goes_on(make_sysfs):
+    sysfs = make_sysfs(("rdmap0s6", {"rx_bytes": 100, "tx_bytes": -5, "rx_pkts": 7}))
+    counters = sysfs / "class" / "infiniband" / "rdmap0s6" / "ports" / "1" / "hw_counters"
+    (counters / "rx_pkts").write_bytes(b"\xff\xfe7\n")
+    result = run_once(sysfs)
+    assert result.returncode == 0, result.stderr
+    parsed = samples(result.stdout)
+    assert value(parsed, "efa_scrape_errors") == 2
+    assert value(parsed, "efa_rx_bytes_total", device="rdmap0s6", port="1") == 100
+    assert ("efa_tx_bytes_total", frozenset({"device": "rdmap0s6", "port": "1"}.items())) not in parsed
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert any("hw_counters/tx_bytes: negative counter -5" in w for w in warnings)
+    assert any("hw_counters/rx_pkts: not UTF-8 text" in w for w in warnings)
+
+
 def test_port_state_and_rate(p4d_sysfs):
     parsed = samples(run_once(p4d_sysfs).stdout)
     assert value(parsed, "efa_port_active", device="rdmap16s27", port="1") == 1
