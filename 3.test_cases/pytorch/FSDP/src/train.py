@@ -21,11 +21,23 @@ def fail(exc: Exception) -> int:
     return 2
 
 
+# `make local` runs `train.py --check-config <flags>` before starting ranks: a bad flag is one line, once.
+CHECK_CONFIG = "--check-config"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    check_only = CHECK_CONFIG in argv
+    if check_only:
+        argv.remove(CHECK_CONFIG)
     try:
         config = config_from_args(argv)
     except ConfigError as exc:
-        return fail(exc)
+        # Every rank of a torchrun job parses the same flags: rank 0 alone says what is wrong.
+        return fail(exc) if os.environ.get("RANK", "0") == "0" else 2
+    if check_only:
+        print(f"config ok: preset {config.preset}")
+        return 0
     # Imported after validation: torch and transformers take seconds to import.
     from fsdp.trainer import USER_ERRORS, train  # noqa: PLC0415
 

@@ -352,3 +352,33 @@ def test_a_save_that_cannot_be_written_is_one_line_and_the_previous_checkpoint_s
 )
 def test_save_failures_are_named_plainly(exc, what, tmp_path):
     assert save_failure(exc, tmp_path / "step-00000040").startswith(what)
+
+
+def test_a_bad_flag_under_torchrun_is_reported_once(run_dir):
+    """Both ranks parse the same flags; rank 0 alone prints the line (torchrun then reports the exit)."""
+    result = torchrun(run_dir, "--preset", "tiny", "--lr", "nan")
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        "error: --lr='nan' must be a finite number"
+    ]
+
+
+def test_make_local_checks_the_flags_before_starting_ranks(run_dir):
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "local",
+            f"VENV={BIN.parent}",
+            f"RUN_DIR={run_dir}",
+            "ARGS=--lr nan",
+        ],
+        cwd=TEST_CASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == "error: --lr='nan' must be a finite number"
+    assert "torchrun" not in result.stdout + result.stderr and not (run_dir / "config.json").exists()
