@@ -34,6 +34,8 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 FRAMEWORK_CASES: dict[str, str] = {
     # framework-cases (keep this line: sessions are added below it)
     "bionemo": "3.test_cases/pytorch/bionemo",
+    "nemo-run": "3.test_cases/pytorch/nemo-run",
+    "nemo-launcher": "3.test_cases/pytorch/nemo-launcher",
     "torchtitan": "3.test_cases/pytorch/torchtitan",
     "jax": "3.test_cases/jax",
     "neuronx-distributed": "3.test_cases/pytorch/neuronx-distributed",
