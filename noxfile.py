@@ -187,6 +187,11 @@ def lint(session: nox.Session) -> None:
     docker = dockerfiles()
     session.run("hadolint", *docker)
     session.run("yamllint", "--strict", "-c", ".yamllint.yaml", ".")
+    # Machine-image playbooks and roles: ansible-lint's production profile, offline (no Galaxy).
+    ami = "2.ami_and_containers/1.amazon_machine_image"
+    ansible_files = tracked_files(f"{ami}/playbooks/*.yml", f"{ami}/roles/**/*.yml", f"{ami}/roles/**/*.j2")
+    with session.chdir(ami):
+        session.run("ansible-lint", "--offline", "--profile", "production", "playbooks", "roles")
     templates = cloudformation_templates()
     findings: list[str] = []
     if templates:
@@ -212,6 +217,7 @@ def lint(session: nox.Session) -> None:
     session.log(f"shellcheck: {len(shell)} scripts, 0 findings")
     session.log(f"hadolint: {len(docker)} Dockerfiles, 0 findings")
     session.log(f"yamllint: {len(str(yamls).splitlines())} YAML files, 0 findings")
+    session.log(f"ansible-lint: {len(ansible_files)} playbook and role files, 0 findings (production)")
     session.log(cfn)
     if findings:
         session.error(f"cfn-lint: {len(findings)} findings (above); the gate is zero")

@@ -7,6 +7,10 @@
 set -euo pipefail
 
 packages=(slurmctld slurmd slurm-client munge prometheus prometheus-node-exporter gettext-base systemd openmpi-bin)
+# Machine images (2.ami_and_containers): debootstrap (the roles' throw-away root file system) and Packer
+# (fmt and validate). No container engine: the docker-marked tests run where a daemon already runs
+# (Debian's docker.io with dockerd --storage-driver=vfs works as root here; public registries do not).
+packages+=(debootstrap packer)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

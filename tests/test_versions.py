@@ -90,3 +90,42 @@ def test_python_pins_agree_with_versions_yaml():
         for raw in path.read_text().splitlines():
             line = raw.split("#")[0].strip()
             assert not line or PIN.match(line), f"{path}: {line!r} is not pinned with =="
+
+
+# Machine images: Packer and Ansible read versions.yaml (yamldecode, vars_files); their own files write none.
+AMI = ROOT / "2.ami_and_containers" / "1.amazon_machine_image"
+AMI_FILES = sorted(
+    ROOT / p
+    for p in repository_files(
+        "2.ami_and_containers/1.amazon_machine_image/**/*.yml",
+        "2.ami_and_containers/1.amazon_machine_image/**/*.j2",
+        "2.ami_and_containers/1.amazon_machine_image/**/*.hcl",
+    )
+)
+VERSION_LITERAL = re.compile(r"(?<![\w.])v?\d+\.\d+\.\d+(?:[-_.]\w+)*")
+AMI_VERSION_REF = re.compile(r"""\b(images|components|python)\[['"]([^'"]+)['"]\]""")
+
+
+def test_machine_image_files_write_no_version_and_read_only_existing_ones():
+    assert len(AMI_FILES) >= 20, AMI_FILES
+    plugins = AMI / "packer" / "plugins.pkr.hcl"
+    for path in AMI_FILES:
+        text = path.read_text()
+        if path == plugins:  # Packer wants literals there; test_packer.py compares them with versions.yaml
+            continue
+        literals = VERSION_LITERAL.findall(text)
+        assert not literals, (
+            f"{path.relative_to(ROOT)} writes versions {literals}; read them from versions.yaml"
+        )
+        for section, key in AMI_VERSION_REF.findall(text):
+            assert key in VERSIONS[section], f"{path.relative_to(ROOT)}: versions.yaml has no {section}.{key}"
+
+
+def test_training_base_tag_names_the_pins_it_is_built_from():
+    tag = VERSIONS["images"]["training-base"].split(":", 1)[1]
+    cuda = VERSIONS["images"]["cuda-devel"].split(":", 1)[1].split("-", 1)[0]
+    components = VERSIONS["components"]
+    assert tag == f"cuda{cuda}-efa{components['efa-installer']}-nccl{components['nccl'].removeprefix('v')}"
+    assert components["cuda-runfile"].split("_", 1)[0] == cuda, (
+        "CUDA of the machine images != the containers'"
+    )
