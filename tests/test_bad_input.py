@@ -475,6 +475,54 @@ COMMANDS: list[Command] = [
         ),
         ("newline", "over-long", "empty"),  # '#' and quotes are valid key pair names
     ),
+    # The framework cases' own commands (those that run in the project venv)
+    Command(
+        "picotron_config --verify",
+        (
+            PY,
+            "3.test_cases/pytorch/picotron/src/picotron_config.py",
+            "--verify",
+            "{file}",
+            "--world-size",
+            "16",
+        ),
+        ALL_FILES,
+    ),
+    Command(
+        "picotron_config --world-size",
+        (
+            PY,
+            "3.test_cases/pytorch/picotron/src/picotron_config.py",
+            "--verify",
+            "3.test_cases/pytorch/picotron/configs/llama3_1_8b-2nodes.json",
+            "--world-size",
+            "{value}",
+        ),
+        tuple(NUMBERS_AND_ZERO),
+    ),
+    Command(
+        "jax train --lr",
+        (PY, "3.test_cases/jax/src/train.py", "--lr", "{value}", *TRAIN_FAST),
+        tuple(VALUES),
+    ),
+    Command(
+        "nemo-run launch --cluster",
+        (
+            PY,
+            "3.test_cases/pytorch/nemo-run/src/launch.py",
+            "--preset",
+            "tiny",
+            "--dryrun",
+            "--cluster",
+            "{file}",
+        ),
+        ALL_FILES,
+    ),
+    Command(
+        "torchtitan metrics_jsonl",
+        (PY, "3.test_cases/pytorch/torchtitan/src/metrics_jsonl.py", "{dir}"),
+        tuple(DIR_INPUTS),
+    ),
     # Repository tools
     Command(
         "benchmarks/gpu_check --steps", (PY, "benchmarks/gpu_check.py", "--steps", "{value}"), tuple(VALUES)

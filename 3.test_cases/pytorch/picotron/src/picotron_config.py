@@ -338,6 +338,17 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def positive_int(text: str) -> int:
+    """Sizes, counts and steps: whole numbers of at least 1 (argparse names the flag when refused)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -350,7 +361,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--verify", metavar="CONFIG", help="check a config against --world-size ranks")
     mode.add_argument("--nodes-for", metavar="CONFIG", help="print how many nodes the config needs")
     mode.add_argument("--model", choices=sorted(MODELS), help="make one config for this model (with --out)")
-    parser.add_argument("--world-size", type=int, help="ranks of the job (with --verify)")
+    parser.add_argument("--world-size", type=positive_int, help="ranks of the job (with --verify)")
     parser.add_argument("--out", help="file to write (with --model)")
     parser.add_argument("--name", help="run name (default: the file name of --out)")
     parser.add_argument("--nodes", type=int, default=1)

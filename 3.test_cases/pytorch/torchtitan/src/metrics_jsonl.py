@@ -10,6 +10,7 @@ mfu_pct (absent under float8, where torchtitan reports none), mem_gib, step_time
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -61,15 +62,14 @@ def write_metrics(run_dir: Path) -> Path:
     return out
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print(
-            "error: usage: python src/metrics_jsonl.py RUN_DIR (torchtitan's --dump_folder)",
-            file=sys.stderr,
-        )
-        return 2
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    parser.add_argument(
+        "run_dir", type=Path, help="torchtitan's --dump_folder (holds tb/ and writes metrics.jsonl)"
+    )
+    args = parser.parse_args(argv)
     try:
-        out = write_metrics(Path(argv[0]))
+        out = write_metrics(args.run_dir)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -78,4 +78,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
