@@ -33,6 +33,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 # Test cases whose framework gets a venv of its own: session name -> case folder (one line each).
 FRAMEWORK_CASES: dict[str, str] = {
     # framework-cases (keep this line: sessions are added below it)
+    "megatron-lm": "3.test_cases/pytorch/megatron-lm",
     "bionemo": "3.test_cases/pytorch/bionemo",
     "nemo-run": "3.test_cases/pytorch/nemo-run",
     "nemo-launcher": "3.test_cases/pytorch/nemo-launcher",

@@ -1,0 +1,1 @@
+"""Pretraining GPT/Llama-style models on megatron-core: presets, data, model, trainer."""

@@ -1,0 +1,60 @@
+"""The README's sections 1 and 2 run as written, with this session's venv (megatron-core) as VENV: the
+sample data and a 2-rank run here; then a 2-node local Slurm cluster up, `make slurm`, the output, down."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
+from testbed.system import require_programs
+from testbed.walkthrough import run_walkthrough
+
+pytestmark = [pytest.mark.framework, pytest.mark.slow]
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CASE = Path("3.test_cases/pytorch/megatron-lm")
+SESSION_VENV = str(Path(sys.executable).parent.parent)  # the nox session's: torch + megatron-core
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_readme_local_walkthrough_prepares_data_and_trains(artifacts_root, monkeypatch):
+    monkeypatch.setenv("VENV", SESSION_VENV)
+    monkeypatch.setenv("RDZV_PORT", str(free_port()))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    result = run_walkthrough(README, "local", artifacts_root / "megatron-wt-local", timeout=600)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "wrote data/corpus.bin/.idx: 79 documents" in result.output
+    run = result.workdir / CASE / "runs" / "local"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "event" not in r]
+    assert [r["step"] for r in steps] == list(range(1, 31)) and steps[-1]["loss"] < steps[0]["loss"] - 0.5
+    assert (run / "checkpoints" / "step-00000030" / "COMPLETE").is_file()
+    assert '"event": "summary"' in result.output  # the README's tail of metrics.jsonl
+
+
+@pytest.mark.slurm
+def test_readme_slurm_walkthrough_trains_across_two_nodes(artifacts_root, monkeypatch):
+    require_programs("local Slurm", *REQUIRED_PROGRAMS)
+    monkeypatch.setenv("VENV", SESSION_VENV)
+    monkeypatch.setenv("RDZV_PORT", str(free_port()))
+    result = run_walkthrough(README, "slurm", artifacts_root / "megatron-wt-slurm", timeout=600)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "LocalSlurm up: n1, n2" in result.output and "stopped and removed" in result.output
+    assert "megatron-lm tiny: job" in result.output and "summary: step 10" in result.output
+    conf = result.workdir / ".testbed" / "slurm" / "slurm.conf"
+    assert not conf.exists() and cluster_processes(conf) == []
+    runs = list((result.workdir / CASE / "runs").glob("tiny-*"))
+    assert len(runs) == 1
+    ranks = [json.loads(p.read_text()) for p in sorted((runs[0] / "ranks").glob("rank*.json"))]
+    assert {r["node"] for r in ranks} == {"n1", "n2"} and len(ranks) == 2  # 2 nodes x 1 rank: DP=2
+    assert (runs[0] / "checkpoints" / "step-00000010" / "COMPLETE").is_file()
