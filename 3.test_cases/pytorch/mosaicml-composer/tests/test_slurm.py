@@ -1,6 +1,6 @@
 """slurm/composer.sbatch: static checks, DRY_RUN previews, and a real 2-node launch on the local Slurm
 cluster: one `composer` launcher per node (a stand-in keeping composer 0.32.1's CLI contract,
-tests/standin/composer) starting two ranks each of the stand-in entry point (tests/launch_recorder.py)
+tests/standin/composer) starting two ranks each of the stand-in entry point (testbed/launch_recorder.py)
 in place of llm-foundry."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from testbed.system import require_programs
 FOLDER = Path(__file__).resolve().parents[1]
 SBATCH = "slurm/composer.sbatch"
 STANDIN = FOLDER / "tests" / "standin"
-RECORDER = FOLDER / "tests" / "launch_recorder.py"
+RECORDER = FOLDER.parents[2] / "testbed" / "launch_recorder.py"  # the shared stand-in entry point
 
 
 def dry_run(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -1,5 +1,5 @@
 """slurm/picotron.sbatch: static checks, DRY_RUN previews, refusals, and a real 2-node launch on the local
-Slurm cluster in which torchrun runs the stand-in entry point (tests/launch_recorder.py) instead of
+Slurm cluster in which torchrun runs the stand-in entry point (testbed/launch_recorder.py) instead of
 picotron's train.py (which needs CUDA and flash-attn)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from testbed.system import require_programs
 FOLDER = Path(__file__).resolve().parents[1]
 SBATCH = "slurm/picotron.sbatch"
 VENV = Path(sys.executable).parent.parent
-RECORDER = FOLDER / "tests" / "launch_recorder.py"
+RECORDER = FOLDER.parents[2] / "testbed" / "launch_recorder.py"  # the shared stand-in entry point
 
 
 def dry_run(*args: str, **env: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
-"""Stand-in entry point: run by the launcher in place of picotron's train.py, it records what it was given.
+"""Stand-in entry point: run by a case's launcher in place of its trainer (picotron's train.py,
+llm-foundry's), it records what it was given, so a launch test asserts the launch across Slurm nodes.
 
 Each process writes ``launch-rank<RANK>.json`` into ``$LAUNCH_RECORD_DIR`` (default: its working folder):
 its arguments, working folder, host and the distributed variables the launcher set. The tests read the
