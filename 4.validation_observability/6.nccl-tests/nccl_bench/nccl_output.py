@@ -45,7 +45,7 @@ _DEVICE = re.compile(
 _VERSION = re.compile(r"^# nccl-tests version (?P<version>\S+)(?:.*nccl-library=(?P<library>\d+))?")
 _STARTING = re.compile(r"^# Collective test starting: (?P<test>\S+)")
 _OUT_OF_BOUNDS = re.compile(r"^# Out of bounds values\s*:\s*(?P<count>\d+)\s+(?P<verdict>OK|FAILED)")
-_AVG_BUSBW = re.compile(r"^# Avg bus bandwidth\s*:\s*(?P<value>[-+0-9.eE]+|nan|inf)")
+_AVG_BUSBW = re.compile(r"^# Avg bus bandwidth\s*:\s*(?P<value>[-+]?(?:nan|inf)|[-+0-9.eE]+)")
 _JSON_WRITTEN = re.compile(r"^# Writing JSON output to (?P<path>.+)$")
 _NCCL_VERSION = re.compile(r"(?:^|NCCL INFO )NCCL version (?P<version>\d+\.\d+\.\d+)")
 _NETWORK = re.compile(r"NCCL INFO Using network (?P<net>.+)$")  # Socket, IB, Libfabric, AWS Libfabric
@@ -422,7 +422,12 @@ def _header_line(line: str, result: NcclTestsOutput) -> bool:
     elif match := _OUT_OF_BOUNDS.match(line):
         result.out_of_bounds = int(match["count"])
     elif match := _AVG_BUSBW.match(line):
-        result.avg_busbw = float(match["value"])
+        try:
+            result.avg_busbw = float(match["value"])
+        except ValueError:
+            raise NcclOutputError(
+                f"the Avg bus bandwidth footer holds {match['value']!r}, not a number"
+            ) from None
     elif match := _JSON_WRITTEN.match(line):
         result.json_path = match["path"].strip()
     elif line.startswith(_LAST_ERROR) and len(result.errors) < MAX_ERRORS:

@@ -361,3 +361,14 @@ def test_json_nan_and_null_are_unknown_not_zero():
     run = parse_json(_json_with(results__0__in_place__bus_bw="nan", results__0__out_of_place__nwrong=None))
     assert run.rows[0].in_place.busbw is None and run.rows[0].out_of_place.wrong is None
     assert run.checked == 9
+
+
+@pytest.mark.parametrize("footer", ["-nan", "nan", "inf", "-inf"])
+def test_a_nan_or_inf_average_footer_is_read_not_a_crash(footer):
+    text = load_text("p5-2node-all_reduce-good.log").replace(
+        "# Avg bus bandwidth    : 121.1484", f"# Avg bus bandwidth    : {footer}"
+    )
+    run = parse(text)
+    assert str(run.avg_busbw) == str(float(footer)) and len(run.rows) == len(
+        load("p5-2node-all_reduce-good.log").rows
+    )
