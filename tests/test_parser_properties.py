@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import re
 import string
 import sys
 from pathlib import Path
@@ -124,7 +126,10 @@ def test_resource_config_parses_or_says_why(data):
 
 @PROFILE
 @given(
-    st.dictionaries(st.sampled_from(["rx_bytes", "tx_bytes", "rx_drops", "lifespan"]), st.binary(max_size=24))
+    st.dictionaries(
+        st.sampled_from(["rx_bytes", "tx_bytes", "rx_drops", "lifespan"]),
+        st.one_of(st.binary(max_size=24), st.integers(-(10**6), 10**15).map(lambda i: f"{i}\n".encode())),
+    )
 )
 def test_efa_counters_never_crash_and_never_export_garbage(tmp_path_factory, files):
     root = tmp_path_factory.mktemp("sys")
@@ -139,5 +144,18 @@ def test_efa_counters_never_crash_and_never_export_garbage(tmp_path_factory, fil
         (counters / name).write_bytes(data)
     snapshot = exporter.read_efa(root)
     assert all(sample.value >= 0 for sample in snapshot.samples)
-    exported = {s.name for s in snapshot.samples}
-    assert len(exported) + len(snapshot.errors) >= 0  # every file is a sample or an error, never an exception
+    # Every counter file is exactly one sample or one error (no port state files here: nothing else).
+    assert len(snapshot.samples) + len(snapshot.errors) == len(files)
+    for name, data in files.items():
+        text = data.decode("utf-8").strip() if _utf8(data) else ""
+        if re.fullmatch(r"[0-9]+", text):  # a plain counter is exported as it is (lifespan: ms -> s)
+            expected = int(text) * (1e-3 if name == "lifespan" else 1)
+            assert any(math.isclose(s.value, expected) for s in snapshot.samples)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -13,6 +13,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -176,8 +177,12 @@ def test_checkpoints_are_complete_and_pruned(reference_run):
         folder = run_dir / "checkpoints" / name
         marker = json.loads((folder / "COMPLETE").read_text())
         assert marker["world_size"] == 2
-        # The manifest lists every file with its size; only rank 0 writes the (identical) DDP state.
-        assert marker["files"] == {p.name: p.stat().st_size for p in folder.iterdir() if p.name != "COMPLETE"}
+        # The manifest lists every file, its size and CRC-32; only rank 0 writes the (identical) DDP state.
+        assert marker["files"] == {
+            p.name: {"size": p.stat().st_size, "crc32": f"{zlib.crc32(p.read_bytes()):08x}"}
+            for p in folder.iterdir()
+            if p.name != "COMPLETE"
+        }
         assert set(marker["files"]) == {"state.pt", "rng-rank0.pt", "rng-rank1.pt"}
     ranks = [json.loads((run_dir / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in ranks] == [0, 1] and ranks[0]["run_id"] == ranks[1]["run_id"]
