@@ -10,7 +10,8 @@ figure is the median tokens/s of its steady steps (the first quarter dropped: wa
 contender's runs give min / median / max, and the result is invalid when a spread is above 25%. The
 ratio trainer ÷ plain is reported per round and as the ratio of medians (goal: >= 1.0). Also: the
 trainer's MFU against the GEMM peak it measured at start (flagged above 90%), and the FLOPs formula
-against torch's flop counter on one forward + backward. Writes ``bench-results/fsdp-<time>.json`` and
+against torch's flop counter on one forward + backward, and what verifying the run's checkpoint (every
+file's CRC-32 against its manifest, as resume does) costs. Writes ``bench-results/fsdp-<time>.json`` and
 a Markdown table beside it.
 """
 
@@ -47,6 +48,7 @@ def run_trainer(steps: int, compiled: bool) -> dict:
             command.append("--compile")
         subprocess.run(command, cwd=FSDP, check=True, capture_output=True, text=True)
         records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+        checkpoint_bytes, verify_s = verification_cost(max((Path(run_dir) / "checkpoints").glob("step-*")))
     start = next(r for r in records if r.get("event") == "start")
     steady = [r for r in records if "mfu_pct" in r and "event" not in r]
     steady = steady[len(steady) // 4 :]
@@ -55,7 +57,23 @@ def run_trainer(steps: int, compiled: bool) -> dict:
         "mfu_pct": statistics.median(r["mfu_pct"] for r in steady),
         "peak_tflops": start["peak_tflops"],
         "flops_per_token": start["flops_per_token"],
+        "checkpoint_bytes": checkpoint_bytes,
+        "verify_s": verify_s,
     }
+
+
+def verification_cost(folder: Path) -> tuple[int, float]:
+    """What checking a checkpoint before resuming costs: every file's CRC-32 against the manifest, as one
+    process does it (with N ranks each reads 1/N of the files). (bytes, seconds)."""
+    from fsdp.atomic_checkpoint import MARKER, crc32  # noqa: PLC0415 - imports torch
+
+    files = json.loads((folder / MARKER).read_text())["files"]
+    begin = time.perf_counter()
+    damaged = [name for name, entry in files.items() if crc32(folder / name) != entry["crc32"]]
+    seconds = time.perf_counter() - begin
+    if damaged:
+        raise RuntimeError(f"the benchmark's own checkpoint {folder} fails its checksums: {damaged}")
+    return sum(entry["size"] for entry in files.values()), seconds
 
 
 def run_plain(steps: int, compiled: bool) -> dict:
@@ -96,6 +114,7 @@ def compare(steps: int, rounds: int, compiled: bool) -> dict:
         "plain_tokens_per_s": summarize([r["tokens_per_s"] for r in plain]),
         "trainer_mfu_pct": summarize([r["mfu_pct"] for r in trainer]),
         "peak_tflops": summarize([r["peak_tflops"] for r in trainer]),
+        "checkpoint_verify_s": summarize([r["verify_s"] for r in trainer]),
     }
     ratios = [t["tokens_per_s"] / p["tokens_per_s"] for t, p in zip(trainer, plain, strict=True)]
     found = problems("trainer tokens/s", summaries["trainer_tokens_per_s"])
@@ -114,6 +133,7 @@ def compare(steps: int, rounds: int, compiled: bool) -> dict:
         "ratio_of_medians": round(
             summaries["trainer_tokens_per_s"]["median"] / summaries["plain_tokens_per_s"]["median"], 3
         ),
+        "checkpoint_bytes": trainer[0]["checkpoint_bytes"],
         "valid": not found,
         "problems": found,
     }
@@ -142,6 +162,13 @@ def markdown(result: dict) -> str:
             f"{p['min']:,.0f} / {p['median']:,.0f} / {p['max']:,.0f} | {q['min']:.2f} / {q['median']:.2f} / "
             f"{q['max']:.2f} | {m['min']:.1f} / {m['median']:.1f} / {m['max']:.1f} | "
             f"{'yes' if r['valid'] else 'NO: ' + '; '.join(r['problems'])} |"
+        )
+    for r in result["runs"]:
+        v = r["checkpoint_verify_s"]
+        lines.append(
+            f"\nCheckpoint verification ({r['mode']}, one process): {r['checkpoint_bytes'] / 2**20:,.0f} MiB "
+            f"checked in {v['min']:.3f} / {v['median']:.3f} / {v['max']:.3f} s "
+            f"({r['checkpoint_bytes'] / 2**30 / v['median']:.2f} GiB/s at the median)"
         )
     check = result["flops_formula"]
     lines += ["", f"FLOPs: torch's counter / formula ({check['formula']}) = {check['counted_over_formula']}"]
