@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -254,3 +255,37 @@ def test_bad_input_is_one_line_and_nonzero(args, message, run_dir):
     assert result.returncode == 2
     assert result.stderr.strip().startswith(message) and "\n" not in result.stderr.strip()
     assert not (run_dir / "run").exists()
+
+
+def test_a_distributed_checkpoint_that_cannot_be_written_is_one_line(reference_run, run_dir):
+    """torch's distributed checkpoint wraps a rank's write error; the trainer still ends with one line."""
+    shutil.copytree(reference_run / "checkpoints", run_dir / "checkpoints")
+    shutil.copy(reference_run / "metrics.jsonl", run_dir / "metrics.jsonl")
+    shard = max((run_dir / "checkpoints" / "step-00000060").glob("*.distcp"), key=lambda p: p.stat().st_size)
+    limit = shard.stat().st_size // 2
+    result = subprocess.run(
+        [
+            sys.executable,
+            "src/train.py",
+            "--run-dir",
+            str(run_dir),
+            *TINY,
+            "--grad-accum",
+            "2",
+            "--max-steps",
+            "80",
+        ],
+        cwd=FOLDER,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    checkpoints = run_dir / "checkpoints"
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith("error: ") and lines[0].endswith(
+        f"writing checkpoint step-00000080 to {checkpoints}; step-00000060 is intact"
+    )
+    assert not (checkpoints / "step-00000080").exists() and not (checkpoints / ".step-00000080.tmp").exists()

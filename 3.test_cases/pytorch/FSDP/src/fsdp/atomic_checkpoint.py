@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.api import CheckpointException
 
 from .distributed import broadcast_outcome
 
@@ -104,7 +105,9 @@ def save(
     try:
         write_payload(tmp)
         torch.save(torch.get_rng_state(), tmp / f"rng-rank{rank}.pt")
-    except (OSError, RuntimeError) as exc:  # torch's writer reports a full disk as a RuntimeError
+    except (OSError, RuntimeError, CheckpointException) as exc:
+        # torch.save reports a full disk as a RuntimeError; distributed checkpoint wraps each rank's error
+        # in a CheckpointException (a BaseException).
         failure = save_failure(exc, final)
     failure = _first_failure(failure)
     if failure is not None:
@@ -131,8 +134,10 @@ def save(
     return final
 
 
-def save_failure(exc: Exception, final: Path) -> str:
+def save_failure(exc: BaseException, final: Path) -> str:
     """One line for a failed save: what happened, to which checkpoint, where."""
+    if isinstance(exc, CheckpointException) and exc.failures:
+        exc = next(iter(exc.failures.values()))[0]  # the first failing rank's own exception
     code = getattr(exc, "errno", None)
     text = str(exc)
     if code == errno.ENOSPC or "No space left" in text or "unexpected pos" in text:
