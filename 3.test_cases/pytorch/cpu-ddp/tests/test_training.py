@@ -387,3 +387,13 @@ def test_make_local_checks_the_flags_before_starting_ranks(run_dir):
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == "error: --lr='nan' must be a finite number"
     assert "torchrun" not in result.stdout + result.stderr and not (run_dir / "config.json").exists()
+
+
+def test_a_missing_file_of_a_complete_checkpoint_falls_back(tiny_run, run_dir):
+    shutil.copytree(tiny_run / "checkpoints", run_dir / "checkpoints")
+    newest = run_dir / "checkpoints" / "step-00000060"
+    (newest / "rng-rank0.pt").unlink()  # a copy that lost a file; the marker is still there
+    resumed = python_train("--preset", "tiny", "--run-dir", str(run_dir), "--max-steps", "60")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"warning: skipping checkpoint {newest}: rng-rank0.pt is missing" in resumed.stderr
+    assert f"resumed from {run_dir / 'checkpoints' / 'step-00000040'} at step 40" in resumed.stdout
