@@ -97,10 +97,15 @@ def command_run(args: argparse.Namespace) -> int:
             f"# {report.TOOL}: job exited {args.after_job_exit} on {node}; checks run only after a failed job"
         )
         return 0
-    outputs = [args.json_out, args.json_dir / f"{node}.json" if args.json_dir else None]
-    for path in outputs:
-        if path is not None and path.parent != args.json_dir:
-            inputs.output_path(path, "--json-out")
+    # Checked (and their folders made) before any check runs: a bad output path costs no node time.
+    outputs = {
+        flag: inputs.output_path(path, flag)
+        for flag, path in (
+            ("--json-out", args.json_out),
+            ("--json-dir", args.json_dir and args.json_dir / f"{node}.json"),
+        )
+        if path is not None
+    }
     chosen = checks.select(args.checks, args.skip)
     instance = instance_types.resolve(args.instance_type, args.instance_types, root=args.root)
     options = checks.Options(
@@ -114,18 +119,8 @@ def command_run(args: argparse.Namespace) -> int:
     ctx = checks.Context(options)
     results = checks.run_checks(ctx, chosen)
     doc = report.document(node, ctx, results)
-    for path in outputs:
-        if path is not None:
-            if path.parent == args.json_dir:
-                try:
-                    args.json_dir.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise inputs.InputError(
-                        f"cannot create --json-dir {args.json_dir}: {exc.strerror}"
-                    ) from None
-            inputs.write_text(
-                path, output_contract.to_json(doc), "--json-out" if path == args.json_out else "--json-dir"
-            )
+    for flag, path in outputs.items():
+        inputs.write_text(path, output_contract.to_json(doc), flag)
     print(
         output_contract.to_json(doc) if args.json else "\n".join(report.node_lines(doc)),
         end="" if args.json else "\n",

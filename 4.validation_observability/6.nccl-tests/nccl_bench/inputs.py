@@ -11,12 +11,10 @@ Each tool carries a copy of this module, written from common/validation/ by comm
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,21 +69,6 @@ def number(text: str | float, name: str, minimum: float | None = None, above: fl
     if above is not None and value <= above:
         raise InputError(f"{name}={text} must be more than {above:g}")
     return value
-
-
-def number_type(
-    name: str, minimum: float | None = None, above: float | None = None
-) -> Callable[[str], float]:
-    """An argparse ``type=`` for ``number``: argparse reports the flag and the reason on one line."""
-
-    def parse(text: str) -> float:
-        try:
-            return number(text, name, minimum, above)
-        except InputError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = "number"  # argparse names the type in its message
-    return parse
 
 
 def output_path(path: str | Path, what: str) -> Path:
