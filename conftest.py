@@ -6,25 +6,36 @@
 - ``local_slurm``: one real Slurm cluster (munge + slurmctld + 2 slurmd) shared by the session.
 - ``local_prometheus``: one real Prometheus shared by the session; tests add and remove scrape jobs.
 - ``aws_emulator``: one AWS emulator (moto server on loopback) shared by the session.
-- ``docker_build`` / ``docker_run``: container tests through the Docker SDK; skipped with a reason
-  where no daemon runs (always the case on the development machine), or where a build needs a registry
-  or package index the machine cannot reach.
+- ``docker_client`` / ``docker_build`` / ``docker_run``: container tests through the Docker SDK, on the
+  daemon the environment names or, as root, on a ``dockerd`` started for the session
+  (``testbed.docker``); skipped with the reason where neither is possible, or where a build needs a
+  registry or package index the machine cannot reach.
+- ``minbase_rootfs``: one Debian minbase tree per session (debootstrap), for the machine-image role tests
+  and the images' bases. ``python_base``: python:slim or its stand-in made from that tree;
+  ``training_base``: the GPU base image of 2.ami_and_containers when the daemon has it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
 import pytest
-from docker.errors import DockerException
+import requests
+import yaml
+from docker.errors import BuildError, DockerException
 
 from testbed.aws import AwsEmulator
+from testbed.docker import DockerError, LocalDocker, cannot_start_reason, reachable_daemon
 from testbed.prometheus import REQUIRED_PROGRAMS as PROMETHEUS_PROGRAMS
 from testbed.prometheus import LocalPrometheus
 from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm
@@ -53,6 +64,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if framework:
         config.hook.pytest_deselected(items=framework)
         items[:] = [item for item in items if not item.get_closest_marker("framework")]
+
+
+# aws-parallelcluster's own code runs in the `pcluster` nox session's venv (its pins clash with .venv's).
+# `make test` runs that session before the tests; `pytest .` builds the venv here, once, when a selected
+# test needs it (the `pcluster_python` fixture) and it is missing.
+PCLUSTER_ENVDIR = REPO_ROOT / ".nox"
+
+
+def ensure_pcluster_venv(envdir: Path = PCLUSTER_ENVDIR) -> str | None:
+    """Build ``<envdir>/pcluster`` with ``nox -s pcluster --install-only`` unless it exists; None when it
+    is there, else one line saying why it could not be built."""
+    if (envdir / "pcluster" / "bin" / "python").is_file():
+        return None
+    command = [sys.executable, "-m", "nox", "-s", "pcluster", "--install-only", "--envdir", str(envdir)]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return None
+    last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+    return f"nox -s pcluster --install-only failed: {last[0]}"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if any("pcluster_python" in getattr(item, "fixturenames", ()) for item in session.items):
+        problem = ensure_pcluster_venv()
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if problem and reporter:  # the fixture then fails under CI and skips elsewhere, with its message
+            reporter.write_line(f"warning: {problem}")
 
 
 def _keep(config: pytest.Config) -> bool:
@@ -103,20 +143,32 @@ def local_slurm(artifacts_root: Path, keep_artifacts: bool):
 
 
 @pytest.fixture(scope="session")
-def docker_client():
-    """A Docker SDK client; skipped with its reason when no daemon answers (always, on CPU dev boxes)."""
-    socket_path = Path("/var/run/docker.sock")
-    if not os.environ.get("DOCKER_HOST") and not socket_path.exists():
-        pytest.skip(f"no Docker daemon: no {socket_path} and DOCKER_HOST unset; run on a host with Docker")
-    client = None
+def docker_client(artifacts_root: Path, keep_artifacts: bool) -> Iterator[docker.DockerClient]:
+    """A Docker SDK client: the daemon the environment names when one answers, else (as root) a
+    ``dockerd`` (overlay2, else vfs) started for the session by ``testbed.docker``, stopped at the end,
+    with ``DOCKER_HOST`` pointing at it meanwhile. Skipped with the exact reason otherwise."""
+    client, why = reachable_daemon()
+    if client is not None:
+        yield client
+        client.close()
+        return
+    reason = cannot_start_reason()
+    if reason:
+        pytest.skip(f"no Docker daemon ({why}) and none can be started: {reason}")
+    daemon = LocalDocker(artifacts_root / "docker", keep=keep_artifacts)
     try:
-        client = docker.from_env()
-        client.ping()
-    except DockerException as exc:
-        if client is not None:
-            client.close()
-        pytest.skip(f"no Docker daemon: {str(exc).splitlines()[0][:160]}; run on a host with Docker")
-    return client
+        daemon.start()
+    except DockerError as exc:
+        pytest.skip(f"no Docker daemon ({why}) and dockerd failed to start here: {exc}")
+    print(f"\ndockerd ({daemon.storage_driver}) for the session: answered in {daemon.started_in_s:.1f} s")
+    client = daemon.client()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DOCKER_HOST", daemon.host)
+            yield client
+    finally:
+        client.close()
+        daemon.stop()
 
 
 # What a build that needed a registry it cannot reach says (Docker Hub, nvcr.io, public.ecr.aws, a
@@ -139,40 +191,156 @@ def unreachable_registry(message: str) -> bool:
 
 @pytest.fixture(scope="session")
 def docker_build(docker_client, keep_artifacts: bool) -> Iterator[Callable[..., str]]:
-    """Build an image from a Dockerfile in the repo and return its tag; images are removed unless kept."""
+    """Build an image from a Dockerfile in the repo and return its tag; images are removed unless kept.
+    Builds use the host's network (the session's own daemon has no bridge); the build time and image size
+    are printed (``-s`` shows them)."""
     built: list[str] = []
 
     def build(context: Path, dockerfile: str, tag: str, buildargs: dict[str, str] | None = None) -> str:
+        started = time.monotonic()
         try:
             docker_client.images.build(
-                path=str(context), dockerfile=dockerfile, tag=tag, buildargs=buildargs or {}, rm=True
+                path=str(context),
+                dockerfile=dockerfile,
+                tag=tag,
+                buildargs=buildargs or {},
+                rm=True,
+                forcerm=True,
+                network_mode="host",
             )
+        except BuildError as exc:
+            log = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in exc.build_log)
+            if unreachable_registry(str(exc)):
+                pytest.skip(
+                    f"a base image or package cannot be fetched here ({str(exc).splitlines()[0][:160]})"
+                )
+            raise AssertionError(f"docker build of {dockerfile} failed: {exc}\n{log[-4000:]}") from None
         except DockerException as exc:
             if unreachable_registry(str(exc)):
                 pytest.skip(f"a base image cannot be pulled here ({str(exc).splitlines()[0][:160]})")
             raise
         built.append(tag)
+        size = docker_client.images.get(tag).attrs["Size"] / 2**20
+        print(f"\ndocker build {tag}: {time.monotonic() - started:.0f} s, {size:.0f} MiB")
         return tag
 
     yield build
     if not keep_artifacts:
         for tag in built:
-            docker_client.images.remove(tag, force=True)
+            with contextlib.suppress(DockerException):
+                docker_client.images.remove(tag, force=True)
 
 
 @pytest.fixture(scope="session")
 def docker_run(docker_client) -> Callable[..., tuple[int, str]]:
-    """Run a command in an image; return (exit code, combined logs)."""
+    """Run a command in an image to its end (failing after ``timeout`` seconds); return (exit code,
+    combined logs). ``volumes`` and other keyword arguments go to the SDK's ``containers.run``."""
 
-    def run(image: str, command: list[str], environment: dict[str, str] | None = None) -> tuple[int, str]:
-        container = docker_client.containers.run(image, command, environment=environment or {}, detach=True)
+    def run(
+        image: str,
+        command: list[str],
+        environment: dict[str, str] | None = None,
+        timeout: float = 240,
+        **options,
+    ) -> tuple[int, str]:
+        container = docker_client.containers.run(
+            image, command, environment=environment or {}, detach=True, **options
+        )
         try:
-            result = container.wait()
+            try:
+                result = container.wait(timeout=timeout)
+            except requests.exceptions.RequestException:  # the read timeout of the wait
+                logs = container.logs().decode(errors="replace")
+                raise AssertionError(
+                    f"{command} still running after {timeout:.0f} s:\n{logs[-3000:]}"
+                ) from None
             return int(result["StatusCode"]), container.logs().decode(errors="replace")
         finally:
             container.remove(force=True)
 
     return run
+
+
+# The minbase tree's packages: Ansible's modules run on python3 (apt's on python3-apt); the python:slim
+# stand-in needs pip and venv.
+MINBASE_INCLUDE = "python3,python3-apt,python3-pip,python3-venv,ca-certificates"
+
+
+@pytest.fixture(scope="session")
+def minbase_rootfs(artifacts_root: Path) -> Path:
+    """One Debian minbase root file system per session (debootstrap), shared by the machine-image role
+    tests (which converge a copy) and the container tests (which import it as the python:slim stand-in).
+    The pristine tree: tests copy it before they change anything."""
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap and chroot need root (CI runs as root)")
+    for program in ("debootstrap", "chroot", "mount"):
+        if not shutil.which(program):
+            pytest.skip(f"{program} not installed: make system-deps")
+    mirror = os.environ.get("DEBOOTSTRAP_MIRROR", "http://deb.debian.org/debian")
+    suite = os.environ.get("DEBOOTSTRAP_SUITE", "bookworm")
+    root = artifacts_root / "minbase"
+    started = time.monotonic()
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", f"--include={MINBASE_INCLUDE}", suite, str(root), mirror],
+        check=True,
+        capture_output=True,
+    )
+    # A build host behind a TLS-inspecting proxy trusts its certificate authority; so must the image.
+    extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    for certificate in extra:
+        shutil.copy(certificate, root / "usr/local/share/ca-certificates" / certificate.name)
+    if extra:
+        subprocess.run(["chroot", str(root), "update-ca-certificates"], check=True, capture_output=True)
+    print(f"\ndebootstrap (minbase, once per session): {time.monotonic() - started:.0f} s")
+    return root
+
+
+VERSIONS = yaml.safe_load((REPO_ROOT / "2.ami_and_containers" / "versions.yaml").read_text())
+LOCAL_PYTHON_SCRIPT = REPO_ROOT / "2.ami_and_containers" / "2.containers" / "local-python-base.sh"
+LOCAL_PYTHON_IMAGE = "distributed-training-local/python:3.11-bookworm"
+
+
+@pytest.fixture(scope="session")
+def python_base(docker_client, request: pytest.FixtureRequest) -> str:
+    """The base of the CPU images (``PYTHON_SLIM_IMAGE``): the pinned python:slim when the daemon has it
+    or can pull it, else the stand-in ``local-python-base.sh`` imports from the session's minbase tree."""
+    pinned = VERSIONS["images"]["python-slim"]
+    try:
+        docker_client.images.get(pinned)
+        return pinned
+    except DockerException:
+        pass
+    try:
+        docker_client.images.pull(pinned)
+        return pinned
+    except DockerException as exc:
+        if not unreachable_registry(str(exc)):
+            raise
+    minbase = request.getfixturevalue("minbase_rootfs")
+    started = time.monotonic()
+    subprocess.run(
+        [str(LOCAL_PYTHON_SCRIPT), LOCAL_PYTHON_IMAGE, str(minbase)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    print(f"\n{pinned} out of reach: {LOCAL_PYTHON_IMAGE} imported in {time.monotonic() - started:.0f} s")
+    return LOCAL_PYTHON_IMAGE
+
+
+@pytest.fixture(scope="session")
+def training_base(docker_client) -> str:
+    """The GPU training base (``images.training-base``) when this daemon has it; skipped otherwise."""
+    tag = VERSIONS["images"]["training-base"]
+    try:
+        docker_client.images.get(tag)
+    except DockerException:
+        pytest.skip(
+            f"the training base {tag} is not on this Docker daemon: build it first with "
+            "`make -C 2.ami_and_containers/2.containers base` (needs nvidia/cuda from Docker Hub, the EFA "
+            "installer and GitHub)"
+        )
+    return tag
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,20 @@
 """Every check, defined once. The Makefile calls these sessions; CI calls the Makefile.
 
 - ``lint``: ruff, shellcheck, hadolint, yamllint, cfn-lint (whatever files exist), in a fast uv venv.
-- ``security``: checkov, offline (``--skip-download``), in its own venv: it pins an old boto3.
+- ``security``: checkov, offline (``--skip-download``), in its own venv: it pins an old boto3. It scans
+  CloudFormation, secrets, Dockerfiles and the pods of every rendered Kubernetes template.
   Both end with one figures line per tool; the cfn-lint and checkov lines must match the ones README.md
   records under ``<!-- lint-figures -->`` (``nox -s lint security -- --record`` rewrites them there).
 - ``pcluster``: ParallelCluster configs against aws-parallelcluster's own schema, offline, in its own venv.
+- ``cluster-python``: every cluster venv's ``requirements.txt`` resolved for each cluster OS's Python (uv).
 - ``tests``: pytest in the project venv made by ``make setup`` (torch comes from pip's local wheel,
   which uv does not see, so this session does not build a venv of its own). Tests marked ``framework``
   are left to their case's session.
 - one session per test case whose framework cannot share the project venv (``FRAMEWORK_CASES``): the
   case's ``requirements-cpu.txt`` (or ``requirements.txt``) plus the ``case-tests`` group in a venv of its
   own, then the case's tests marked ``framework``.
-- ``docs``: ``mkdocs build --strict`` (never with ``-q``: it hides the warnings strict turns into errors).
+- ``docs``: ``mkdocs build --strict`` (never with ``-q``: it hides the warnings strict turns into errors),
+  then the built site in headless Chromium (``docs/check_site.py``).
 - ``bench``: the benchmarks, JSON results with machine info under ``bench-results/``.
 """
 
@@ -42,7 +45,7 @@ FRAMEWORK_CASES: dict[str, str] = {
     "neuronx-distributed": "3.test_cases/pytorch/neuronx-distributed",
 }
 
-nox.options.sessions = ["lint", "security", "pcluster", "tests", *FRAMEWORK_CASES, "docs"]
+nox.options.sessions = ["lint", "security", "pcluster", "cluster-python", "tests", *FRAMEWORK_CASES, "docs"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -143,9 +146,9 @@ def checkov_reports(results: dict | list) -> list[dict]:
     return [report for report in reports if "check_type" in report]
 
 
-def checkov_figures(results: dict | list, templates: int, docker: int) -> tuple[str, list[str]]:
+def checkov_figures(results: dict | list, templates: int, docker: int, pods: int) -> tuple[str, list[str]]:
     """The figures line, and one line per problem: a failed check, a file checkov could not parse, an
-    inline skip without a reason."""
+    inline skip without a reason. ``pods``: the pod specs of the rendered Kubernetes templates."""
     totals = dict.fromkeys(("passed", "failed", "skipped"), 0)
     problems = []
     for report in checkov_reports(results):
@@ -164,13 +167,20 @@ def checkov_figures(results: dict | list, templates: int, docker: int) -> tuple[
         for check in checks.get("skipped_checks", []):
             reason = (check.get("check_result", {}).get("suppress_comment") or "").strip()
             if reason in CHECKOV_NO_REASON:
-                problems.append(
-                    f"SKIP WITHOUT REASON {check['check_id']}: {check['resource']} in "
-                    f"{check['file_path'].lstrip('/')}; write #checkov:skip={check['check_id']}:<reason> "
+                how = (
+                    f"annotate the pod template (custom kinds) or the object: checkov.io/skip<N>: "
+                    f"{check['check_id']}=<reason>"
+                    if report["check_type"] == "kubernetes"
+                    else f"write #checkov:skip={check['check_id']}:<reason> "
                     "(templates: a comment under Metadata.checkov.skip)"
                 )
+                problems.append(
+                    f"SKIP WITHOUT REASON {check['check_id']}: {check['resource']} in "
+                    f"{check['file_path'].lstrip('/')}; {how}"
+                )
     figures = (
-        f"checkov: {templates} templates + {docker} Dockerfiles, {totals['passed']} passed, "
+        f"checkov: {templates} templates + {docker} Dockerfiles + {pods} Kubernetes pod specs, "
+        f"{totals['passed']} passed, "
         f"{totals['failed']} failed, {totals['skipped']} skipped (inline, with reasons)"
     )
     return figures, problems
@@ -227,16 +237,25 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def security(session: nox.Session) -> None:
-    """checkov (CloudFormation, secrets, Dockerfiles) offline: zero failed checks, every skip inline with a
-    reason; then the figures line, which must match README.md's record (``-- --record`` rewrites it)."""
+    """checkov (CloudFormation, secrets, Dockerfiles, the pods of the Kubernetes templates) offline: zero
+    failed checks, every skip inline with a reason; then the figures line, which must match README.md's
+    record (``-- --record`` rewrites it).
+
+    checkov's kubernetes framework reads core kinds only, so every Kubernetes template is rendered as the
+    folders' tests render it and the pod templates of PyTorchJobs and MPIJobs are written out as Pods
+    (``testbed/k8s_pods.py``, in this venv: checkov brings its PyYAML and jsonschema)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "security"))
     for config in (".checkov.yaml", ".checkov.yml"):
         if (ROOT / config).exists():
             session.error(f"{config}: skips belong inline in the file they excuse, with a reason")
     templates, docker = cloudformation_templates(), dockerfiles()
-    out = Path(session.create_tmp()) / "checkov"
-    frameworks = ("cloudformation", "secrets", "dockerfile")
-    targets = [arg for path in templates + docker for arg in ("-f", path)]
+    tmp = Path(session.create_tmp())
+    out = tmp / "checkov"
+    kubernetes = json.loads(
+        str(session.run("python", "-m", "testbed.k8s_pods", str(tmp / "k8s-pods"), silent=True))
+    )
+    frameworks = ("cloudformation", "secrets", "dockerfile", "kubernetes")
+    targets = [arg for path in templates + docker + kubernetes["files"] for arg in ("-f", path)]
     # JSON only (the CLI report lists every passed check); the failures are printed from it below.
     # Exit status 1 is "a check failed"; anything else is a crash, and nox shows checkov's output.
     report = out / "results_json.json"
@@ -256,7 +275,7 @@ def security(session: nox.Session) -> None:
         success_codes=[0, 1],
     )
     results = json.loads(report.read_text())
-    figures, problems = checkov_figures(results, len(templates), len(docker))
+    figures, problems = checkov_figures(results, len(templates), len(docker), kubernetes["pod_specs"])
     for problem in problems:
         session.log(problem)
     session.log(figures)
@@ -275,6 +294,13 @@ def pcluster(session: nox.Session) -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, "pcluster"))
     script = "1.architectures/2.aws-parallelcluster/validate_config.py"
     session.run("python", script, *(session.posargs or ["--examples"]))
+
+
+@nox.session(name="cluster-python", venv_backend="none")
+def cluster_python(session: nox.Session) -> None:
+    """Every requirements.txt a folder installs into a cluster venv, resolved (wheels only, nothing
+    downloaded) for the Python of each cluster OS image, or the one its Makefile's venv target picks."""
+    session.run(sys.executable, "-m", "testbed.cluster_python")
 
 
 @nox.session(venv_backend="none")
@@ -315,10 +341,12 @@ for _name, _folder in FRAMEWORK_CASES.items():
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the site from the READMEs, strictly."""
+    """Build the site from the READMEs, strictly (diagrams, benchmark page: docs/hooks.py), then check it
+    in headless Chromium (docs/check_site.py). Args go to the check, e.g. ``-- --keep-artifacts t``."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
     quiet = {"DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}  # a banner, not a finding
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=quiet)
+    session.run("python", "docs/check_site.py", "--site", "site", *session.posargs)
 
 
 @nox.session(venv_backend="none")

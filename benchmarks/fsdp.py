@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import ROOT, machine_info
+from run import ROOT, machine_info, out_problem
 from stats import problems, summarize
 
 FSDP = ROOT / "3.test_cases" / "pytorch" / "FSDP"
@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--steps={args.steps} is too few to measure steady steps; use 8 or more")
     if args.rounds < 3:
         parser.error(f"--rounds={args.rounds}: a spread needs at least 3 rounds")
+    if (problem := out_problem(args.out)) is not None:
+        parser.error(f"--out {args.out}: {problem}; give a folder the results can be written to")
     modes = [False, True] if args.compile else [False]
     stamp = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
     result = {

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import ROOT, machine_info
+from run import ROOT, machine_info, out_problem
 
 FSDP = ROOT / "3.test_cases" / "pytorch" / "FSDP"
 SIZES = {"10MB": 10**7, "100MB": 10**8, "1GB": 10**9}
@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats} must be at least 1")
+    if (problem := out_problem(args.out)) is not None:
+        parser.error(f"--out {args.out}: {problem}; give a folder the results can be written to")
     with tempfile.TemporaryDirectory(prefix="bench-fsdp-data-") as scratch:
         work = Path(scratch)
         bpe = train_bpe(work / "bpe")

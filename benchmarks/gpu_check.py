@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import ROOT, machine_info
+from run import ROOT, machine_info, out_problem
 
 FSDP = ROOT / "3.test_cases" / "pytorch" / "FSDP"
 TEST_BUDGET_S = 300
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 15:
         parser.error(f"--steps={args.steps}: use 15 or more (the first 5 hold the compile)")
+    if (problem := out_problem(args.out)) is not None:
+        parser.error(f"--out {args.out}: {problem}; give a folder the results can be written to")
     gpu = gpu_info()
     if gpu is None:
         print(
@@ -106,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     result["fsdp_llama3_2_1b_bf16_compile"] = fsdp_one_gpu(args.steps)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"gpu-check-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(partial, path)
     bench = result["fsdp_llama3_2_1b_bf16_compile"]
     print(f"gpu tests: {result['tests']['summary']} ({result['tests']['seconds']} s)")
     if bench["exit_code"] == 0:

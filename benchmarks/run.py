@@ -179,6 +179,18 @@ def cpu_ddp_scaling(steps: int, rounds: int) -> dict:
     return {**result, "valid": not found, "problems": found}
 
 
+def out_problem(out: Path) -> str | None:
+    """Why the results folder cannot be made or written (its first existing path decides), else None."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                return f"{path} is a file, not a folder"
+            if not os.access(path, os.W_OK | os.X_OK):
+                return f"{path} is not writable"
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
@@ -189,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--steps={args.steps} leaves too few measured steps; use more than {WARMUP_STEPS + 10}")
     if args.rounds < 3:
         parser.error(f"--rounds={args.rounds}: a spread needs at least 3 rounds")
+    if (problem := out_problem(args.out)) is not None:
+        parser.error(f"--out {args.out}: {problem}; give a folder the results can be written to")
     result = cpu_ddp_scaling(args.steps, args.rounds)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"cpu-ddp-{result['time'].replace(':', '')}.json"

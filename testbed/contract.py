@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from testbed.kube import render_manifest, template_variables, validate_manifest
+from testbed.readme_blocks import ILLUSTRATIVE_MARKER, WALKTHROUGH_MARKER, shell_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_CASES = REPO_ROOT / "3.test_cases"
@@ -27,9 +28,6 @@ _BLOCK = re.compile(r"<!--\s*contract\s*-->\s*\n```yaml\n(.*?)```", re.DOTALL)
 _TARGET = re.compile(r"^([a-z][a-z0-9-]*):(?!=)", re.MULTILINE)
 _VARIABLE = re.compile(r"^([A-Z][A-Z0-9_]*)[ \t]*\?=[ \t]*(.*)$", re.MULTILINE)
 _SECTION = re.compile(r"^## (.+?)\s*$", re.MULTILINE)
-_SHELL_BLOCK = re.compile(r"^(?:(<!--[^\n]*-->)\n)?```(?:bash|sh|console)\n", re.MULTILINE)
-_WALKTHROUGH = re.compile(r"<!--\s*walkthrough:\s*([\w.-]+)\s*-->")
-_ILLUSTRATIVE = re.compile(r"<!--\s*illustrative:\s*\S[^>]*-->")
 SAMPLE_IMAGE = "registry.example/test-case:contract"
 
 
@@ -150,12 +148,11 @@ def _readme_blocks(folder: Path, text: str) -> list[str]:
     runner = folder / "tests" / "test_walkthrough.py"
     runs = runner.read_text(encoding="utf-8") if runner.is_file() else ""
     problems = []
-    for number, match in enumerate(_SHELL_BLOCK.finditer(text), start=1):
-        marker = match[1] or ""
-        walkthrough = _WALKTHROUGH.fullmatch(marker)
+    for number, block in enumerate(shell_blocks(text), start=1):
+        walkthrough = WALKTHROUGH_MARKER.fullmatch(block.marker)
         if walkthrough and f'"{walkthrough[1]}"' in runs:
             continue
-        if not walkthrough and _ILLUSTRATIVE.fullmatch(marker):
+        if not walkthrough and ILLUSTRATIVE_MARKER.fullmatch(block.marker):
             continue
         problems.append(
             f"README.md shell block {number} is neither a walkthrough tests/test_walkthrough.py runs nor "

@@ -52,6 +52,7 @@ from moto.iam.exceptions import InvalidInput
 from moto.iam.models import Role, iam_backends
 from moto.iam.responses import IamResponse
 from moto.s3.models import FakeBucket, s3_backends
+from moto.sagemaker.models import ClusterNode, SageMakerModelBackend
 from moto.utilities.utils import get_partition
 from yaml import MappingNode
 
@@ -1151,6 +1152,139 @@ def _simulate_principal_policy_missing() -> bool:
     return decisions != ["allowed", "implicitDeny"]
 
 
+# --- SageMaker HyperPod clusters ---------------------------------------------------------------------------
+
+
+def _cluster_name(backend: Any, name_or_arn: str) -> str:
+    """AWS takes a cluster's name or ARN; with AWS-shaped ARNs the name is no longer in the ARN."""
+    for name, cluster in backend.clusters.items():
+        if name_or_arn == cluster.arn:
+            return name
+    return name_or_arn
+
+
+def _by_cluster_name_or_arn(original: Any) -> Any:
+    def method(self: Any, cluster_name: str, *args: Any, **kwargs: Any) -> Any:
+        return original(self, _cluster_name(self, cluster_name), *args, **kwargs)
+
+    return method
+
+
+def _cluster_with_aws_nodes(original: Any) -> Any:
+    """AWS names a cluster ``cluster/<12 characters>`` in its ARN, gives its nodes EC2 instance ids and
+    puts each node in the cluster's first subnet with a network interface (the node's private IP)."""
+
+    def create_cluster(self: Any, cluster_name: str, instance_groups: Any, vpc_config: Any, tags: Any) -> str:
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        subnets = [ec2.get_subnet(s) for s in (vpc_config or {}).get("Subnets") or []]  # AWS rejects unknown
+        original(
+            self, cluster_name=cluster_name, instance_groups=instance_groups, vpc_config=vpc_config, tags=tags
+        )
+        cluster = self.clusters[cluster_name]
+        cluster_id = "".join(secrets.choice(ascii_lowercase + "0123456789") for _ in range(12))
+        partition = get_partition(self.region_name)
+        cluster.arn = f"arn:{partition}:sagemaker:{self.region_name}:{self.account_id}:cluster/{cluster_id}"
+        nodes = {}
+        for node in cluster.nodes.values():
+            node.instance_id = f"i-{secrets.token_hex(9)[:17]}"
+            node.network = None
+            if subnets:
+                eni = ec2.create_network_interface(
+                    subnets[0],
+                    None,
+                    group_ids=vpc_config.get("SecurityGroupIds") or [],
+                    description=f"SageMaker HyperPod cluster {cluster_name} node {node.instance_id}",
+                )
+                node.network = (eni.id, eni.private_ip_address, subnets[0])
+            nodes[node.instance_id] = node
+        cluster.nodes = nodes
+        return cluster.arn
+
+    return create_cluster
+
+
+def _delete_cluster_and_its_interfaces(original: Any) -> Any:
+    def delete_cluster(self: Any, cluster_name: str) -> str:
+        cluster = self.clusters.get(cluster_name)
+        arn = original(self, cluster_name)
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        for node in cluster.nodes.values() if cluster else []:
+            if getattr(node, "network", None):
+                ec2.enis.pop(node.network[0], None)
+        return arn
+
+    return delete_cluster
+
+
+def _node_address(node: Any) -> dict[str, Any]:
+    if not getattr(node, "network", None):
+        return {}
+    _, ip, subnet = node.network
+    domain = "ec2.internal" if node.region_name == "us-east-1" else f"{node.region_name}.compute.internal"
+    return {
+        "PrivatePrimaryIp": ip,
+        "PrivateDnsHostname": f"ip-{ip.replace('.', '-')}.{domain}",
+        "Placement": {
+            "AvailabilityZone": subnet.availability_zone,
+            "AvailabilityZoneId": subnet.availability_zone_id,
+        },
+    }
+
+
+def _node_with_address(original: Any) -> Any:
+    def describe(self: Any) -> dict[str, Any]:
+        return {**original(self), **_node_address(self)}
+
+    return describe
+
+
+def _summary_with_hostname(original: Any) -> Any:
+    def summary(self: Any) -> dict[str, Any]:
+        hostname = _node_address(self).get("PrivateDnsHostname")
+        return {**original(self), **({"PrivateDnsHostname": hostname} if hostname else {})}
+
+    return summary
+
+
+def _install_sagemaker_cluster_nodes() -> None:
+    _wrap(SageMakerModelBackend, "create_cluster", _cluster_with_aws_nodes)
+    for name in ("describe_cluster", "describe_cluster_node", "list_cluster_nodes"):
+        _wrap(SageMakerModelBackend, name, _by_cluster_name_or_arn)
+    _wrap(SageMakerModelBackend, "delete_cluster", _delete_cluster_and_its_interfaces)
+    _wrap(SageMakerModelBackend, "delete_cluster", _by_cluster_name_or_arn)
+    _wrap(ClusterNode, "describe", _node_with_address)
+    _wrap(ClusterNode, "summary", _summary_with_hostname)
+
+
+@_on_plain_moto
+def _cluster_nodes_without_address() -> bool:
+    vpc, subnet = _vpc_and_subnet()
+    group_id = _aws("ec2").create_security_group(GroupName="canary", Description="canary", VpcId=vpc)[
+        "GroupId"
+    ]
+    sagemaker = _aws("sagemaker")
+    group = {
+        "InstanceGroupName": "workers",
+        "InstanceType": "ml.c5.xlarge",
+        "InstanceCount": 1,
+        "LifeCycleConfig": {"SourceS3Uri": "s3://sagemaker-canary/base/", "OnCreate": "on_create.sh"},
+        "ExecutionRole": "arn:aws:iam::123456789012:role/canary",
+        "ThreadsPerCore": 1,
+    }
+    arn = sagemaker.create_cluster(
+        ClusterName="canary",
+        InstanceGroups=[group],
+        VpcConfig={"SecurityGroupIds": [group_id], "Subnets": [subnet]},
+    )["ClusterArn"]
+    (node,) = sagemaker.list_cluster_nodes(ClusterName=arn)["ClusterNodeSummaries"]
+    details = sagemaker.describe_cluster_node(ClusterName="canary", NodeId=node["InstanceId"])["NodeDetails"]
+    return (
+        arn.endswith("/canary")
+        or not node["InstanceId"].startswith("i-")
+        or "PrivatePrimaryIp" not in details
+    )
+
+
 # --- the registry ----------------------------------------------------------------------------------------
 
 _ROLE_CREATE = "`iam.models.Role.create_from_cloudformation_json` (wrapped)"
@@ -1374,6 +1508,19 @@ REGISTRY: tuple[Patch, ...] = (
         "`iam.responses.IamResponse.simulate_principal_policy` (added)",
         lambda: setattr(IamResponse, "simulate_principal_policy", _simulate_principal_policy),
         _simulate_principal_policy_missing,
+    ),
+    Patch(
+        "sagemaker-cluster-nodes",
+        "SageMaker HyperPod cluster ARNs and nodes",
+        "the ARN ends in the cluster's name, where AWS puts a 12-character id (the SSM target's "
+        "`<cluster-id>`), a node's id is `<group>-<n>`, not an EC2 instance id, and a node has no private "
+        "IP, host name or placement; the extension gives every node a network interface in the cluster's "
+        "first subnet, deleted with the cluster, and finds clusters by name or ARN",
+        "gives clusters AWS-shaped ARNs and nodes instance ids and private IPs",
+        "`sagemaker.models.SageMakerModelBackend`'s cluster methods, `ClusterNode.describe` and `.summary` "
+        "(wrapped)",
+        _install_sagemaker_cluster_nodes,
+        _cluster_nodes_without_address,
     ),
 )
 

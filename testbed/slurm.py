@@ -15,6 +15,8 @@ developer submitting their own scripts needs. Root is needed only to install the
 Command line (state in ``.testbed/slurm`` under the current folder unless ``--state-dir``)::
 
     python -m testbed.slurm up --nodes 2 [--cpus-per-node 1]   # prints `export SLURM_CONF=...`
+    python -m testbed.slurm up --pcluster-config build/gpu-efa.yaml   # that cluster's queues and nodes
+    python -m testbed.slurm up --slurm-conf build/slurm.conf   # its NodeName/PartitionName lines' layout
     python -m testbed.slurm status
     python -m testbed.slurm down
 """
@@ -707,6 +709,32 @@ def partitions_from_conf(text: str) -> dict[str, list[str]]:
     return partitions
 
 
+def partitions_from_pcluster(config: Mapping) -> dict[str, list[str]]:
+    """{queue: [nodes]} of a rendered ParallelCluster v3 config (``Scheduling.SlurmQueues``), named as
+    ParallelCluster names its Slurm nodes: ``<queue>-st-<compute resource>-<i>`` for the ``MinCount``
+    static nodes, ``<queue>-dy-<compute resource>-<i>`` for the rest up to ``MaxCount`` (defaults 0 and
+    10, as ParallelCluster's). Anything else (an unrendered ``${Count}``) is a ValueError naming it."""
+    queues = (config.get("Scheduling") or {}).get("SlurmQueues") if isinstance(config, Mapping) else None
+    if not queues:
+        raise ValueError("no Scheduling.SlurmQueues: not a ParallelCluster config with a Slurm scheduler")
+    partitions: dict[str, list[str]] = {}
+    for queue in queues:
+        nodes: list[str] = []
+        for resource in queue.get("ComputeResources") or []:
+            where = f"queue {queue.get('Name')!r} compute resource {resource.get('Name')!r}"
+            try:
+                low, high = int(resource.get("MinCount", 0)), int(resource.get("MaxCount", 10))
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: MinCount/MaxCount must be numbers (render it first)") from None
+            if not 0 <= low <= high or high == 0:
+                raise ValueError(f"{where}: needs 0 <= MinCount <= MaxCount and MaxCount >= 1")
+            prefix = f"{queue.get('Name')}-%s-{resource.get('Name')}-"
+            nodes += [prefix % "st" + str(i) for i in range(1, low + 1)]
+            nodes += [prefix % "dy" + str(i) for i in range(1, high - low + 1)]
+        partitions[str(queue.get("Name"))] = nodes
+    return _check_partitions(partitions)
+
+
 def _check_partitions(partitions: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """Copy of ``partitions`` with every name checked (Slurm names: letters, digits, '-', '_', '.')."""
     checked = {}
@@ -767,8 +795,45 @@ def _require_programs() -> dict[str, str]:
 # -- command line ------------------------------------------------------------------------------
 
 
+def _pcluster_partitions(path: Path | None) -> dict[str, list[str]] | None:
+    """``--pcluster-config``: the queues and node names of a rendered ParallelCluster config (or None)."""
+    if path is None:
+        return None
+    import yaml  # noqa: PLC0415  (only this option needs it)
+
+    try:
+        return partitions_from_pcluster(yaml.safe_load(path.read_text()) or {})
+    except OSError as exc:
+        raise ValueError(
+            f"--pcluster-config {path}: {exc.strerror}; pass a config create_config.py wrote"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not YAML"
+        raise ValueError(
+            f"--pcluster-config {path}: {problem}{where}; pass a config create_config.py wrote"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(f"--pcluster-config {path}: {exc}") from None
+
+
+def _slurm_conf_partitions(path: Path | None) -> dict[str, list[str]] | None:
+    """``--slurm-conf``: the partitions and node names of a file's NodeName/PartitionName lines (or None)."""
+    if path is None:
+        return None
+    try:
+        return partitions_from_conf(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--slurm-conf {path}: {exc}; pass a file of NodeName/PartitionName lines") from None
+    except ValueError as exc:
+        raise ValueError(f"--slurm-conf {path}: {exc}") from None
+
+
 def _cli_up(ns: argparse.Namespace) -> int:
-    cluster = LocalSlurm(ns.nodes, ns.cpus_per_node, ns.state_dir, keep=True).start()
+    partitions = _pcluster_partitions(getattr(ns, "pcluster_config", None))
+    partitions = partitions or _slurm_conf_partitions(getattr(ns, "slurm_conf", None))
+    cluster = LocalSlurm(ns.nodes, ns.cpus_per_node, ns.state_dir, keep=True, partitions=partitions).start()
     nodes = ", ".join(cluster.node_names)
     print(f"LocalSlurm up: {nodes} x {ns.cpus_per_node} CPU, state in {cluster.state_dir}")
     print(f"stop it with: python -m testbed.slurm down --state-dir {cluster.state_dir}")
@@ -811,6 +876,16 @@ def _parser() -> argparse.ArgumentParser:
         if name == "up":
             sub.add_argument("--nodes", type=int, default=2, help="number of slurmd nodes (default 2)")
             sub.add_argument("--cpus-per-node", type=int, default=1, help="CPUs per node (default 1)")
+            sub.add_argument(
+                "--pcluster-config",
+                type=Path,
+                help="a rendered ParallelCluster config: its queues and node names (instead of --nodes)",
+            )
+            sub.add_argument(
+                "--slurm-conf",
+                type=Path,
+                help="a file of slurm.conf NodeName/PartitionName lines: those partitions and node names",
+            )
     return parser
 
 

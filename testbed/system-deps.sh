@@ -8,9 +8,16 @@ set -euo pipefail
 
 packages=(slurmctld slurmd slurm-client munge prometheus prometheus-node-exporter gettext-base systemd openmpi-bin)
 # Machine images (2.ami_and_containers): debootstrap (the roles' throw-away root file system) and Packer
-# (fmt and validate). No container engine: the docker-marked tests run where a daemon already runs
-# (Debian's docker.io with dockerd --storage-driver=vfs works as root here; public registries do not).
+# (fmt and validate).
 packages+=(debootstrap packer)
+# Container builds (docker-marked tests): as root, testbed/docker.py starts Debian's dockerd for the session
+# when no daemon answers; the images build FROM bases made here from Debian packages (no registry needed).
+packages+=(docker.io)
+# Node.js: the pcluster CLI (1.architectures/2.aws-parallelcluster) needs it for create-cluster (AWS CDK).
+packages+=(nodejs)
+# The docs session (make docs): Graphviz renders the architecture diagrams; Chromium and its driver
+# check the built site in a headless browser.
+packages+=(graphviz chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

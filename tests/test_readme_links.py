@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -31,3 +32,42 @@ def test_relative_links_resolve(path):
 def test_the_checker_sees_links():
     readme = ROOT / "3.test_cases" / "pytorch" / "cpu-ddp" / "README.md"
     assert "slurm/cpu-ddp.sbatch" in relative_links(readme)
+
+
+def external_links(path: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.DOTALL)
+    return [link for link in LINK.findall(text) if re.match(r"^[a-z]+:", link)]
+
+
+def test_external_links_are_well_formed_https():
+    """No network: the form only (https, a host name, no placeholder host)."""
+    bad = []
+    for path in markdown_files():
+        for link in external_links(path):
+            url = urlparse(link)
+            if url.scheme != "https" or "." not in url.netloc or url.netloc.endswith("example.com"):
+                bad.append(f"{path.relative_to(ROOT)}: {link}")
+    assert not bad, bad
+
+
+# Where a user needs the AWS documentation and the public workshops: the site's further reading page.
+AWS_DOCS = {
+    "ParallelCluster install": "docs.aws.amazon.com/parallelcluster/latest/ug/install-v3-parallelcluster",
+    "HyperPod": "docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-hyperpod",
+    "EKS": "docs.aws.amazon.com/eks/",
+    "EFA": "docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa",
+    "FSx for Lustre": "docs.aws.amazon.com/fsx/latest/LustreGuide/",
+    "quotas": "docs.aws.amazon.com/servicequotas/",
+    "ECR": "docs.aws.amazon.com/AmazonECR/",
+    "HyperPod workshop": "catalog.workshops.aws/sagemaker-hyperpod/",
+    "HyperPod EKS workshop": "catalog.workshops.aws/sagemaker-hyperpod-eks/",
+    "ParallelCluster workshop": "catalog.workshops.aws/ml-on-aws-parallelcluster/",
+}
+
+
+def test_further_reading_links_the_aws_docs_and_workshops_users_need():
+    links = external_links(ROOT / "docs" / "further-reading.md")
+    missing = [
+        name for name, part in AWS_DOCS.items() if not any(f"https://{part}" in link for link in links)
+    ]
+    assert not missing, f"docs/further-reading.md links none of: {missing}"

@@ -129,3 +129,30 @@ def test_training_base_tag_names_the_pins_it_is_built_from():
     assert components["cuda-runfile"].split("_", 1)[0] == cuda, (
         "CUDA of the machine images != the containers'"
     )
+
+
+# GPU images build FROM the training base (2.ami_and_containers/2.containers/base.Dockerfile: CUDA, EFA,
+# NCCL, GDRCopy) or FROM a vendor's container that is its own base (NGC, NeMo, BioNeMo, Neuron). Only the
+# base itself starts from plain CUDA, and jax, whose MaxText needs Ubuntu 24.04's Python 3.12 (the base is
+# Ubuntu 22.04).
+PLAIN_CUDA = {"2.ami_and_containers/2.containers/base.Dockerfile", "3.test_cases/jax/jax.Dockerfile"}
+BASE_OWNS = ("efa_installer.sh", "NCCL_VERSION", "GDRCOPY_VERSION", "nvidia/cuda")
+
+
+def test_gpu_images_build_from_the_training_base():
+    on_base = []
+    for dockerfile in DOCKERFILES:
+        name = str(dockerfile.relative_to(ROOT))
+        text = dockerfile.read_text()
+        bases = re.findall(r"^\s*FROM\s+\$\{([A-Z0-9_]+)\}", text, re.MULTILINE)
+        if name not in PLAIN_CUDA:
+            assert not {"CUDA_DEVEL_IMAGE", "CUDA_DEVEL_UBUNTU24_IMAGE"} & set(bases), (
+                f"{name} builds FROM plain CUDA; build FROM ${{TRAINING_BASE_IMAGE}} (images.training-base)"
+            )
+        if "TRAINING_BASE_IMAGE" in bases:
+            on_base.append(name)
+            owned = [word for word in BASE_OWNS if word in text]
+            assert not owned, f"{name} repeats what its base installs: {owned}"
+    assert len(on_base) >= 5, on_base
+    makefile = (ROOT / "2.ami_and_containers" / "2.containers" / "Makefile").read_text()
+    assert "TRAINING_BASE_IMAGE ?= $(shell sed -n 's/^  training-base: //p' $(VERSIONS))" in makefile

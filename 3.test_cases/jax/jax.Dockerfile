@@ -2,6 +2,7 @@
 # NVIDIA's CUDA/cuDNN/NCCL wheels, Flax, Optax, Orbax, and MaxText. Ubuntu 24.04 for its Python 3.12: MaxText
 # needs Python >= 3.12. Build (from this folder): make container — ARG defaults come from
 # 2.ami_and_containers/versions.yaml (a test checks).
+# Not FROM the training base of 2.ami_and_containers/2.containers: that is Ubuntu 22.04 (Python 3.10).
 ARG CUDA_DEVEL_UBUNTU24_IMAGE=nvidia/cuda:12.9.1-devel-ubuntu24.04
 FROM ${CUDA_DEVEL_UBUNTU24_IMAGE}
 

@@ -12,10 +12,16 @@ Exit status: 0 done, 1 refused (the node was drained for another reason), 2 bad 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
 from gpu_healthcheck import output_contract, slurm_actions
+
+# A node name as sinfo -N prints it: host-name labels of at most 63 characters.
+NODE_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +73,14 @@ def command_resume(node: str, force: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; Slurm errors and bad input are one line and exit 2."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("drain", "resume") and not NODE_NAME.fullmatch(args.node):
+        parser.error(
+            f"node {args.node!r} is not a Slurm node name (letters, digits, '.', '-', '_'; see sinfo -N)"
+        )
+    if args.command == "drain" and not args.reason.strip():
+        parser.error("--reason is empty; say why the node leaves service (sinfo -R shows it)")
     try:
         if args.command == "list":
             return command_list()

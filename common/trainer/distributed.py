@@ -26,10 +26,13 @@ def die_with_launcher() -> None:
     workers training; with the parent-death signal the kernel kills them too (Linux only)."""
     if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
         return
+    launcher = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
         return  # a kernel that refuses it: nothing more to do
-    if os.getppid() == 1:  # the launcher died before the signal was armed
+    # The launcher died before the signal was armed: this worker was re-parented. Compared with the
+    # parent read first, not with 1, since torchrun is PID 1 in a container started without --init.
+    if os.getppid() != launcher:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

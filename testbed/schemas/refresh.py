@@ -6,8 +6,9 @@
 
 The tag of each source is its pin in ``2.ami_and_containers/versions.yaml`` (``components.<pin>``)
 when versions.yaml has one, else the tag SOURCES.json records: bump the pin, run this, run the tests.
-A CustomResourceDefinition (YAML upstream) is stored as JSON with the same content; a JSON schema is
-stored byte for byte. SOURCES.json keeps the commit and the sha256 of the upstream file.
+A CustomResourceDefinition (YAML upstream) is stored as JSON with the same content (``document``
+"Kind/name" picks it out of a multi-document install manifest); a JSON schema is stored byte for
+byte. SOURCES.json keeps the commit and the sha256 of the upstream file.
 Exit status: 0 written or up to date; 1 ``--check`` found a difference; 2 a file could not be fetched
 (then nothing is written).
 """
@@ -32,11 +33,17 @@ RAW_URL = "https://raw.githubusercontent.com/{repository}/{tag}/{path}"
 GIT_URL = "https://github.com/{repository}"
 
 
-def stored_form(name: str, upstream: bytes) -> bytes:
-    """What is kept under testbed/schemas/ for the upstream bytes of ``name``."""
+def stored_form(name: str, upstream: bytes, document: str | None = None) -> bytes:
+    """What is kept under testbed/schemas/ for the upstream bytes of ``name``; ``document``
+    ("Kind/name") picks one document of a multi-document file, such as a release's install manifest."""
     if upstream.lstrip().startswith(b"{"):
         return upstream
     documents = [doc for doc in yaml.safe_load_all(upstream) if doc is not None]
+    if document is not None:
+        kind, _, object_name = document.partition("/")
+        documents = [
+            d for d in documents if (d.get("kind"), d.get("metadata", {}).get("name")) == (kind, object_name)
+        ]
     if len(documents) != 1 or documents[0].get("kind") != "CustomResourceDefinition":
         raise ValueError(f"{name}: expected one CustomResourceDefinition document")
     return (json.dumps(documents[0], indent=1, ensure_ascii=False) + "\n").encode()
@@ -77,14 +84,31 @@ def main(argv: list[str] | None = None) -> int:
         "--git", action="append", default=[], metavar="OWNER/NAME=DIR", help="read OWNER/NAME from a clone"
     )
     args = parser.parse_args(argv)
+    manifest = json.loads(SOURCES.read_text(encoding="utf-8"))
+    known = sorted(
+        {s["repository"].removeprefix("https://github.com/") for s in manifest["sources"].values()}
+    )
     clones = {}
-    for item in args.git:
+    for item in args.git:  # every --git is checked before anything is fetched
         repository, sep, folder = item.partition("=")
-        if not sep:
+        if not sep or not folder:
             parser.error(f"bad --git {item!r}: expected OWNER/NAME=DIR")
+        if repository not in known:
+            parser.error(f"bad --git {item!r}: {repository!r} is not a source; use one of {', '.join(known)}")
+        if not Path(folder).is_dir():
+            parser.error(
+                f"bad --git {item!r}: {folder} is not a folder; give the path of a clone of {repository}"
+            )
+        inside = subprocess.run(
+            ["git", "-C", folder, "rev-parse", "--git-dir"], capture_output=True, text=True, check=False
+        )
+        if inside.returncode != 0:
+            parser.error(
+                f"bad --git {item!r}: {folder} is not a git clone; "
+                f"git clone {GIT_URL.format(repository=repository)} first"
+            )
         clones[repository] = Path(folder)
     pins = yaml.safe_load(VERSIONS.read_text(encoding="utf-8")).get("components", {})
-    manifest = json.loads(SOURCES.read_text(encoding="utf-8"))
     updates = {}
     for name, source in manifest["sources"].items():
         tag = pins.get(source.get("pin"), source["tag"])
@@ -92,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{repository} {tag} {source['path']}"
         try:
             upstream, commit = fetch(repository, tag, source["path"], clones)
-            stored = stored_form(name, upstream)
+            stored = stored_form(name, upstream, source.get("document"))
         except (OSError, KeyError, ValueError, subprocess.CalledProcessError) as exc:
             detail = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) else exc
             print(f"error: cannot fetch {where}: {detail}; nothing written", file=sys.stderr)

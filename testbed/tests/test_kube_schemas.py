@@ -19,8 +19,6 @@ from testbed.tests.test_kube import CLUSTERCONFIG, MPIJOB, PYTORCHJOB
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO_ROOT / "testbed" / "schemas"
 PINS = yaml.safe_load((REPO_ROOT / "2.ami_and_containers" / "versions.yaml").read_text())["components"]
-# Vendored but not pinned in versions.yaml yet (the check applies by itself once the pin is there).
-NOT_YET_PINNED = {"mpi-operator"}
 
 
 def test_every_vendored_file_names_its_source() -> None:
@@ -38,10 +36,8 @@ def test_every_vendored_file_names_its_source() -> None:
 @pytest.mark.parametrize("name", sorted(kube.vendored_sources()))
 def test_the_vendored_tag_is_the_pin_in_versions_yaml(name: str) -> None:
     source = kube.vendored_sources()[name]
-    if source["pin"] in PINS:
-        assert PINS[source["pin"]] == source["tag"], "run testbed/schemas/refresh.py"
-    else:
-        assert source["pin"] in NOT_YET_PINNED, f"add {source['pin']}: {source['tag']} to versions.yaml"
+    assert source["pin"] in PINS, f"add {source['pin']}: {source['tag']} to versions.yaml"
+    assert PINS[source["pin"]] == source["tag"], "run testbed/schemas/refresh.py"
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,13 @@
 """ParallelCluster: prerequisites template (emulator + offline rendering), create_config.py against stacks
-deployed on the emulator, and the README walkthrough (which validates with aws-parallelcluster's schema
-through `nox -s pcluster`), and aws-parallelcluster's full validators (`validate_config.py --against-aws`)
+deployed on the emulator (the README's path, VPC to training job, is tests/test_journey.py), and
+aws-parallelcluster's full validators (`validate_config.py --against-aws`)
 on configs rendered from the deployed stacks, file systems included (an emulator extension creates them
 through moto's FSx backend). Validators suppressed on the emulator: EMULATOR_SUPPRESSED below (and README)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -18,8 +19,7 @@ import pytest
 import yaml
 
 from testbed.cfn import TemplateParameterError, load_template, render
-from testbed.system import in_ci, missing_message
-from testbed.walkthrough import run_walkthrough
+from testbed.system import in_ci, missing_message, require_programs
 
 FOLDER = Path(__file__).resolve().parents[1]
 ROOT = FOLDER.parents[1]
@@ -61,29 +61,6 @@ def stacks(aws_emulator):
     aws_emulator.delete("pc-prereq")
     aws_emulator.client("fsx").delete_file_system(FileSystemId=prereq["FsxLustreFileSystemId"])  # retained
     aws_emulator.delete("pc-vpc")
-
-
-@pytest.mark.aws_emulator
-def test_readme_walkthrough_renders_validates_and_cleans_up(aws_emulator, artifacts_root, monkeypatch):
-    aws_emulator.export(monkeypatch.setenv)
-    result = run_walkthrough(FOLDER / "README.md", "emulator", artifacts_root / "wt-pcluster", timeout=600)
-    assert result.returncode == 0, result.output[-4000:]
-    assert result.output.count("valid (aws-parallelcluster 3.16.1 cluster schema)") == 2, result.output[
-        -3000:
-    ]
-    config = yaml.safe_load(
-        (result.workdir / "1.architectures/2.aws-parallelcluster/build/gpu-efa.yaml").read_text()
-    )
-    assert config["Region"] == "us-east-1" and config["Imds"] == {"ImdsSupport": "v2.0"}
-    fsx, home = config["SharedStorage"]  # the stack's file systems, by id
-    assert fsx["MountDir"] == "/fsx" and fsx["FsxLustreSettings"]["FileSystemId"].startswith("fs-")
-    assert home["MountDir"] == "/home" and home["FsxOpenZfsSettings"]["VolumeId"].startswith("fsvol-")
-    ids = {fsx["FsxLustreSettings"]["FileSystemId"]}
-    assert not ids & {
-        fs["FileSystemId"] for fs in aws_emulator.client("fsx").describe_file_systems()["FileSystems"]
-    }
-    stacks = aws_emulator.client("cloudformation").list_stacks()["StackSummaries"]
-    assert all(s["StackStatus"] == "DELETE_COMPLETE" for s in stacks if s["StackName"].startswith("ml-pc-"))
 
 
 @pytest.mark.aws_emulator
@@ -281,6 +258,43 @@ def test_each_emulator_suppression_is_still_needed(aws_emulator, stacks, account
     errors = {name for level, name, _ in report[str(cpu)][1] if level == "ERROR"}
     assert done.returncode == 1 and errors == set(EMULATOR_SUPPRESSED), done.stdout + done.stderr
     assert all("must contain the parameter ebs" in message for _, _, message in report[str(cpu)][1])
+
+
+@pytest.mark.aws_emulator
+def test_pcluster_cli_dry_run_needs_node_checks_the_schema_then_looks_up_the_official_ami(
+    aws_emulator, stacks, pcluster_python, run_dir
+):
+    """`pcluster create-cluster --dryrun true` on the emulator, as far as it goes there: Node.js first, then
+    the schema, then the official AMI (owned by `amazon` on AWS; moto holds none), where it stops."""
+    require_programs("the pcluster CLI", "node", how="install nodejs: sudo make system-deps")
+    pcluster = pcluster_python.parent / "pcluster"
+    cpu = render_with(aws_emulator, run_dir / "cpu.yaml", "--cluster", "cpu-small", "--key-name", KEY_NAME)
+    typo = run_dir / "typo.yaml"
+    typo.write_text(cpu.read_text().replace("InstanceType: c5.xlarge", "InstanceTypo: c5.xlarge"))
+
+    def dry_run(config: Path, **env: str) -> tuple[int, dict]:
+        argv = ["create-cluster", "--cluster-name", "ml", "--cluster-configuration", str(config)]
+        done = subprocess.run(
+            [str(pcluster), *argv, "--dryrun", "true"],
+            env={**aws_emulator.environ(), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return done.returncode, json.loads(done.stdout)
+
+    code, answer = dry_run(cpu, PATH=str(pcluster.parent))  # no `node` on PATH
+    assert code == 1 and answer["message"].startswith("Unable to find node executable. Node.js is required")
+    code, answer = dry_run(typo)
+    assert code == 1 and answer["message"] == "Invalid cluster configuration.", answer
+    (error,) = answer["configurationValidationErrors"]
+    assert (
+        error["type"] == "ConfigSchemaValidator" and "'InstanceTypo': ['Unknown field.']" in error["message"]
+    )
+    code, answer = dry_run(cpu)
+    assert code == 1, answer
+    assert answer == {"message": "Invalid cluster configuration: Cannot find official ParallelCluster AMI"}
 
 
 @pytest.mark.aws_emulator

@@ -190,7 +190,10 @@ def test_addon_pins_come_from_versions_yaml_once() -> None:
     )
     versions = yaml.safe_load((ROOT / "2.ami_and_containers" / "versions.yaml").read_text())["components"]
     assert env["TRAINING_OPERATOR"] == versions["training-operator"]
+    assert env["MPI_OPERATOR"] == versions["mpi-operator"]
     makefile = (EKS / "Makefile").read_text()
+    overlay = (EKS / "addons" / "training-operator" / "kustomization.yaml").read_text()
+    assert f"?ref={env['TRAINING_OPERATOR']}\n" in overlay  # make addons applies it with kubectl -k
     for key in env:
-        assert key in {"EKSCTL", "EKS_KUBERNETES"} or f"$({key})" in makefile
+        assert key in {"EKSCTL", "EKS_KUBERNETES", "TRAINING_OPERATOR"} or f"$({key})" in makefile
     assert not re.search(r"--version \d", makefile), "a chart version typed into the Makefile"

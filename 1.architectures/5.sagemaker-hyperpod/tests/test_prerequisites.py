@@ -1,13 +1,12 @@
 """HyperPod prerequisites on the AWS emulator, create_config.py against the deployed stacks,
-validate_config.py passing and failing against emulated resources, the README walkthrough up to
-create-cluster, and the template's conditions and parameter constraints by offline rendering."""
+validate_config.py passing and failing against emulated resources, and the template's conditions and
+parameter constraints by offline rendering (the README's walkthrough is test_journey.py)."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from testbed.cfn import TemplateParameterError, load_template, render
-from testbed.walkthrough import run_walkthrough
 
 FOLDER = Path(__file__).resolve().parents[1]
 ROOT = FOLDER.parents[1]
@@ -533,25 +531,6 @@ def test_validate_unreadable_input_is_one_line_exit_2(aws_emulator, tmp_path):
         aws_emulator, "validate_config.py", "--cluster-config", str(tmp_path / "cluster-config.json")
     )
     assert done.returncode == 2 and "has no InstanceGroups list" in done.stderr
-
-
-# --- the README ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.aws_emulator
-def test_readme_walkthrough_up_to_create_cluster_and_back(aws_emulator, artifacts_root, monkeypatch):
-    aws_emulator.export(monkeypatch.setenv)
-    result = run_walkthrough(FOLDER / "README.md", "emulator", artifacts_root / "wt-hyperpod", timeout=600)
-    assert result.returncode == 0, result.output[-4000:]
-    assert "# 17 checks: 17 passed, 0 failed -> OK" in result.output, result.output[-4000:]
-    assert "InService" in result.output
-    cloudformation = aws_emulator.client("cloudformation")
-    stacks = cloudformation.list_stacks()["StackSummaries"]
-    assert all(s["StackStatus"] == "DELETE_COMPLETE" for s in stacks if s["StackName"].startswith("ml-hp-"))
-    clusters = aws_emulator.client("sagemaker").list_clusters()["ClusterSummaries"]
-    assert "ml-hp" not in [c["ClusterName"] for c in clusters]
-    (bucket,) = set(re.findall(r"s3://(sagemaker-lifecycle-[a-z0-9-]+)/", result.output))
-    assert bucket not in [b["Name"] for b in aws_emulator.client("s3").list_buckets()["Buckets"]]
 
 
 # --- offline rendering ---------------------------------------------------------------------------------

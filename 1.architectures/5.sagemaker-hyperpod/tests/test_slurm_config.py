@@ -67,3 +67,29 @@ def test_generated_partitions_run_a_job_each_on_a_real_slurm() -> None:
             assert job.wait(timeout=120) == "COMPLETED", job.output()
             assert job.nodes == nodes
             assert f"partition={name} node={nodes[0]}" in job.output()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "No such file"),
+        ("# nothing here\n", "no partitions"),
+        ("NodeName=a\nPartitionName=p Nodes=a,b\n", "partition nodes without a NodeName line: ['b']"),
+    ],
+)
+def test_local_slurm_from_a_bad_slurm_conf_is_one_line_and_starts_nothing(tmp_path, content, message) -> None:
+    conf = tmp_path / "nodes_partitions.conf"
+    if content is not None:
+        conf.write_text(content)
+    state = tmp_path / "state"
+    done = subprocess.run(
+        [sys.executable, "-m", "testbed.slurm", "up", "--slurm-conf", str(conf), "--state-dir", str(state)],
+        cwd=HERE.parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"error: --slurm-conf {conf}: ") and done.stderr.count("\n") == 1
+    assert message in done.stderr and not state.exists()

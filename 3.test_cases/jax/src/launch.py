@@ -32,8 +32,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         (args.nproc < 1, f"--nproc={args.nproc} must be at least 1"),
         (not 0 < args.port < 65536, f"--port={args.port} is not a TCP port; use 1024-65535"),
         (args.max_restarts < 0, f"--max-restarts={args.max_restarts} must not be negative"),
+        (
+            args.port + args.max_restarts > 65535,
+            f"--port={args.port} + --max-restarts={args.max_restarts}: each restart takes the next port; "
+            "use a lower --port",
+        ),
         (not args.command, "no command; add '-- src/train.py --preset tiny'"),
     ]
+    script = args.command[0] if args.command else "-"
+    if not script.startswith("-") and not os.path.isfile(script):  # else every process fails on its own
+        what = "is a folder" if os.path.isdir(script) else "does not exist"
+        problems.append((True, f"the script {script} {what}; give the training script, e.g. -- src/train.py"))
     for bad, message in problems:
         if bad:
             print(f"error: {message}", file=sys.stderr)

@@ -37,3 +37,17 @@ def test_readme_local_walkthrough_trains_and_resumes(artifacts_root, monkeypatch
     assert '"event": "summary"' in result.output  # tail of metrics.jsonl
     ranks = [json.loads((run / "ranks" / f"rank{p}.json").read_text()) for p in (0, 1)]
     assert ranks[0]["params_digest"] == ranks[1]["params_digest"]
+
+
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
+    result = run_walkthrough(README, "k8s", artifacts_root / "wt-jax-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (result.workdir / "3.test_cases" / "jax" / "build/jax-job.yaml").read_text()
+    assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/jax:dev" in text and "${" not in text
+
+
+def test_readme_dry_run_prints_the_srun_command(artifacts_root):
+    result = run_walkthrough(README, "dry-run", artifacts_root / "wt-jax-dry", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("srun --nodes=") and "--container-image=/fsx/images/jax.sqsh" in line

@@ -2,6 +2,7 @@
 # scripts and data tools) plus the EFA user space (libfabric and the aws-ofi-nccl plugin NCCL uses over
 # EFA), plus this folder's glue (src/, configs/). Build (from this folder): make container. ARG defaults
 # come from 2.ami_and_containers/versions.yaml.
+# NVIDIA's BioNeMo container is the base, not the training base of 2.ami_and_containers/2.containers.
 ARG BIONEMO_FRAMEWORK_IMAGE=nvcr.io/nvidia/clara/bionemo-framework:2.7
 FROM ${BIONEMO_FRAMEWORK_IMAGE}
 

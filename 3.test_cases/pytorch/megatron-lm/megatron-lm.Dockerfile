@@ -1,6 +1,8 @@
 # Megatron-Core training image for GPU clusters: NVIDIA's PyTorch container (torch, Transformer Engine,
 # cuDNN, NCCL) + EFA (libfabric, aws-ofi-nccl) + megatron-core and this folder's trainer.
 # Build (from this folder): make container  — ARG defaults come from 2.ami_and_containers/versions.yaml.
+# The NGC container is the base (its torch, Transformer Engine and NCCL are what megatron-core is tested
+# with), not the training base of 2.ami_and_containers/2.containers.
 ARG NGC_PYTORCH_IMAGE=nvcr.io/nvidia/pytorch:25.12-py3
 FROM ${NGC_PYTORCH_IMAGE}
 

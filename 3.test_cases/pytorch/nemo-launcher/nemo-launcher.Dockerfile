@@ -2,6 +2,7 @@
 # libfabric and aws-ofi-nccl, NeMo 1.0 training scripts, the launcher at /opt/NeMo-Framework-Launcher)
 # plus this folder's overrides and EFA environment at /workspace/nemo-launcher.
 # Build (from this folder): make container — ARG defaults come from 2.ami_and_containers/versions.yaml.
+# NVIDIA's NeMo container is the base, not the training base of 2.ami_and_containers/2.containers.
 ARG NEMO_LAUNCHER_IMAGE=nvcr.io/nvidia/nemo:24.09
 FROM ${NEMO_LAUNCHER_IMAGE}
 

@@ -1,6 +1,7 @@
 # NeMo 2.x training image: NVIDIA's NeMo Framework container (CUDA, NCCL, EFA-ready libfabric and
 # aws-ofi-nccl, NeMo, megatron-core) plus the nemo-run pins and this folder's launch glue.
 # Build (from this folder): make container — ARG defaults come from 2.ami_and_containers/versions.yaml.
+# NVIDIA's NeMo container is the base, not the training base of 2.ami_and_containers/2.containers.
 ARG NEMO_IMAGE=nvcr.io/nvidia/nemo:25.11
 FROM ${NEMO_IMAGE}
 

@@ -3,6 +3,7 @@
 # neuronx-distributed's Llama examples at the tag matching its SDK and their own requirements, plus this
 # folder's glue (src/, configs/). Build (from this folder): make container. ARG defaults come from
 # 2.ami_and_containers/versions.yaml.
+# AWS's Neuron container is the base (Trainium: no CUDA), not the training base of 2.ami_and_containers.
 ARG NEURON_PYTORCH_TRAINING_IMAGE=public.ecr.aws/neuron/pytorch-training-neuronx:2.9.0-neuronx-py312-sdk2.28.0-ubuntu24.04
 FROM ${NEURON_PYTORCH_TRAINING_IMAGE}
 

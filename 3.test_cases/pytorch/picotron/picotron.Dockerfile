@@ -1,30 +1,22 @@
-# picotron training image for GPU clusters: CUDA, EFA (libfabric + aws-ofi-nccl), picotron at a pinned
-# commit with that commit's own requirements (torch 2.1.0, flash-attn 2.5.0, ...), and configs/.
-# Build (from this folder): make container  — ARG defaults come from 2.ami_and_containers/versions.yaml.
-ARG CUDA_DEVEL_IMAGE=nvidia/cuda:12.9.1-devel-ubuntu22.04
-FROM ${CUDA_DEVEL_IMAGE}
+# picotron training image for GPU clusters, on the training base of 2.ami_and_containers/2.containers (CUDA,
+# EFA with aws-ofi-nccl, NCCL, GDRCopy): picotron at a pinned commit with that commit's own requirements
+# (torch 2.1.0, flash-attn 2.5.0, ...), and configs/.
+# Build the base first (make -C ../../../2.ami_and_containers/2.containers base), then (from this folder):
+# make container  — ARG defaults come from 2.ami_and_containers/versions.yaml.
+ARG TRAINING_BASE_IMAGE=distributed-training-base:cuda12.9.1-efa1.47.0-nccl2.29.3-1
+FROM ${TRAINING_BASE_IMAGE}
 
-ARG EFA_INSTALLER_VERSION=1.47.0
 # A commit, never a branch: picotron has no releases and its main branch moves.
 ARG PICOTRON_VERSION=59714b1bf25541dbeb6f5a721ed15f6d0768e786
 
-ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 \
-    LD_LIBRARY_PATH=/opt/amazon/efa/lib:/opt/amazon/ofi-nccl/lib:${LD_LIBRARY_PATH} \
-    PATH=/opt/amazon/efa/bin:${PATH}
+ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-pip python3-dev git curl ca-certificates \
+ && apt-get install -y --no-install-recommends python3-dev \
  && rm -rf /var/lib/apt/lists/*
-
-# EFA user space for containers: no kernel module, no limits file, no self-test (no device at build time).
-WORKDIR /tmp/efa
-RUN curl -fsSL "https://efa-installer.amazonaws.com/aws-efa-installer-${EFA_INSTALLER_VERSION}.tar.gz" | tar xz
-WORKDIR /tmp/efa/aws-efa-installer
-RUN ./efa_installer.sh -y -g -d --skip-kmod --skip-limit-conf --no-verify \
- && rm -rf /tmp/efa /var/lib/apt/lists/*
 
 # picotron at the pinned commit (not on PyPI). Its requirements.txt pins torch, triton, numpy, datasets,
 # transformers and flash-attn; ours pins the two it leaves open (wandb, huggingface_hub), hf_transfer and
@@ -47,7 +39,7 @@ WORKDIR /workspace/picotron
 COPY configs/ configs/
 COPY src/ src/
 
-# checkov:skip=CKV_DOCKER_7:the base tag comes from ARG CUDA_DEVEL_IMAGE, pinned in versions.yaml (a test rejects latest)
+# checkov:skip=CKV_DOCKER_7:the base tag comes from ARG TRAINING_BASE_IMAGE, pinned in versions.yaml (a test rejects latest)
 # checkov:skip=CKV_DOCKER_2:a batch training job has no service to health-check; the scheduler watches the process
 # checkov:skip=CKV_DOCKER_3:pyxis/enroot run the container as the submitting user; on EKS the pod securityContext sets it
 CMD ["python3", "src/picotron_config.py", "--list"]

@@ -21,7 +21,8 @@ def _slurm(argv: list[str]) -> str:
             f"{argv[0]} not found; run this on a Slurm node (PATH needs the Slurm client)"
         ) from None
     if done.returncode != 0:
-        raise SlurmActionError(f"`{' '.join(argv)}` failed: {done.stderr.strip() or done.stdout.strip()}")
+        said = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}").splitlines()[-1]
+        raise SlurmActionError(f"`{' '.join(argv)}` failed: {said}")  # its last line: one error line
     return done.stdout
 
 

@@ -170,3 +170,14 @@ def test_readme_walkthrough_serves_metrics(artifacts_root):
     assert result.returncode == 0, result.output[-4000:]
     assert "efa_devices" in result.output and "efa_exporter_info" in result.output
     assert "serving http://127.0.0.1:" in result.output
+
+
+def test_readme_k8s_walkthrough_renders_a_valid_daemonset(artifacts_root):
+    require_programs("make k8s", "make", "envsubst")
+    result = run_walkthrough(FOLDER / "README.md", "k8s", artifacts_root / "wt-efa-exporter-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (
+        result.workdir / "4.validation_observability/3.efa-node-exporter/kubernetes/efa-exporter.yaml"
+    ).read_text()
+    assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/efa-exporter:dev" in text and "${" not in text
+    assert kube.validate_manifest(text) == []

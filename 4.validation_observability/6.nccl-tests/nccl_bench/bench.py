@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from nccl_bench import __version__, formulas, instance_types, output_contract, table
+from nccl_bench import __version__, formulas, inputs, instance_types, output_contract, table
 from nccl_bench.nccl_output import Device, Measurement, NcclTestsOutput, Row
 from nccl_bench.verdict import (
     MIN_BUSBW_ENV,
@@ -103,13 +103,20 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
+def _size(flag: str, text: str) -> int:
+    try:
+        return formulas.parse_size(text)
+    except ValueError as exc:
+        raise BenchError(f"{flag}: {exc}") from None
+
+
 def _thresholds(args: argparse.Namespace, max_bytes: int) -> Thresholds:
     """Thresholds from --min-busbw / $MIN_BUSBW and the instance type's band (bands need the node count,
     known only after start: the band is attached in ``_final_thresholds``)."""
     min_busbw = resolve_min_busbw(args.min_busbw, BenchError)
     judge_min = instance_types.DEFAULT_JUDGE_MIN_BYTES
     if args.judge_min_bytes is not None:
-        judge_min = formulas.parse_size(args.judge_min_bytes)
+        judge_min = _size("--judge-min-bytes", args.judge_min_bytes)
     if (min_busbw is not None or args.instance_type) and max_bytes < judge_min:
         raise BenchError(
             f"-e {max_bytes} stops below --judge-min-bytes {judge_min}: a bandwidth verdict needs the peak; "
@@ -129,7 +136,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenchConfig:
         raise BenchError(f"--backend {args.backend!r} is unknown; choose auto, nccl or gloo")
     try:
         sizes = formulas.sweep(
-            formulas.parse_size(args.minbytes), formulas.parse_size(args.maxbytes), args.stepfactor
+            _size("-b/--minbytes", args.minbytes), _size("-e/--maxbytes", args.maxbytes), args.stepfactor
         )
     except ValueError as exc:
         raise BenchError(str(exc)) from None
@@ -143,7 +150,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> BenchConfig:
         backend=args.backend,
         thresholds=_thresholds(args, sizes[-1]),
         json=args.json,
-        json_out=args.json_out,
+        json_out=inputs.output_path(args.json_out, "--json-out") if args.json_out else None,
         instance_type=args.instance_type,
         instance_types_file=args.instance_types,
     )
@@ -416,8 +423,7 @@ def _benchmark(config: BenchConfig, world: World) -> int:
         document = {"tool": TOOL, "version": __version__, "facts": header, **result.to_dict()}
         document["verdict"] = verdict.to_dict()
         if config.json_out:
-            config.json_out.parent.mkdir(parents=True, exist_ok=True)
-            config.json_out.write_text(output_contract.to_json(document))
+            inputs.write_text(config.json_out, output_contract.to_json(document), "--json-out")
         lines = report_lines(header, devices, rows, config.op, verdict)
         sys.stdout.write(output_contract.to_json(document) if config.json else "\n".join(lines) + "\n")
         sys.stdout.flush()
@@ -441,6 +447,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one-line errors with exit code 2."""
     try:
         return run(config_from_args(argv))
-    except (BenchError, instance_types.InstanceTypesError) as exc:
+    except (BenchError, inputs.InputError, instance_types.InstanceTypesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,8 +13,10 @@ TOOL_DIR = Path(__file__).resolve().parents[1]
 @pytest.mark.docker
 @pytest.mark.gpu
 @pytest.mark.slow
-def test_image_builds_and_all_reduce_is_correct(docker_build, docker_run):
-    image = docker_build(TOOL_DIR, "nccl-tests.Dockerfile", "nccl-tests:test")
+def test_image_builds_and_all_reduce_is_correct(docker_build, docker_run, training_base):
+    image = docker_build(
+        TOOL_DIR, "nccl-tests.Dockerfile", "nccl-tests:test", {"TRAINING_BASE_IMAGE": training_base}
+    )
     code, logs = docker_run(image, ["all_reduce_perf", "-b", "8", "-e", "64M", "-f", "2", "-g", "1"])
     assert code == 0, logs[-3000:]
     run = parse(logs)

@@ -1,12 +1,18 @@
-"""The README's local walkthrough, run as written in a copy of the repository."""
+"""The README's walkthroughs, run as written in a copy of the repository."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+import yaml
+
+from testbed import kube
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "p5-2node-all_reduce-good.log"
 
 
 def test_readme_local_walkthrough(artifacts_root):
@@ -17,3 +23,40 @@ def test_readme_local_walkthrough(artifacts_root):
     assert "NCCL used TCP sockets (NET/Socket), not EFA" in result.output
     png = result.workdir / "4.validation_observability/6.nccl-tests/results/busbw.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.aws_emulator
+def test_readme_k8s_walkthrough(aws_emulator, artifacts_root, monkeypatch):
+    """Section 5 against the emulator's ECR (the repository the EKS README creates), with a recorded
+    nccl-tests log tagged as `mpirun --tag-output` prints it where `kubectl logs` writes the launcher's."""
+    aws_emulator.export(monkeypatch.setenv)
+    ecr = aws_emulator.client("ecr")
+    uri = ecr.create_repository(repositoryName="nccl-tests")["repository"]["repositoryUri"]
+    workdir = artifacts_root / "wt-nccl-tests-k8s"
+    folder = workdir / "4.validation_observability" / "6.nccl-tests"
+    folder.mkdir(parents=True)
+    log = re.sub(r"^(\d+): ", r"[1,\1]<stdout>:", RECORDED.read_text(), flags=re.MULTILINE)
+    (folder / "all_reduce.log").write_text(log)
+    try:
+        result = run_walkthrough(README, "k8s", workdir, timeout=120)
+    finally:
+        ecr.delete_repository(repositoryName="nccl-tests", force=True)
+    assert result.returncode == 0, result.output[-4000:]
+    assert "# Verdict : OK" in result.output and "[1,0]<stdout>" not in result.output
+    text = (folder / "kubernetes" / "nccl-tests.yaml").read_text()
+    assert kube.validate_manifest(text) == []
+    job = yaml.safe_load(text)
+    launcher = job["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+    assert launcher["image"] == f"{uri}:1.0.0" and "-np $(( 2 * 8 ))" in launcher["args"][0]
+    assert f"kubectl logs job/{job['metadata']['name']}-launcher > all_reduce.log" in README.read_text()
+
+
+def test_readme_dry_run_walkthrough(artifacts_root):
+    result = run_walkthrough(README, "dry-run", artifacts_root / "wt-nccl-tests-dry-run", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    srun = "srun --nodes=2 --ntasks-per-node=8 --mpi=pmix --label /opt/nccl-tests/all_reduce_perf -b 8 -e 16G"
+    assert srun in result.output
+    assert (
+        "--ntasks-per-node=1 --kill-on-bad-exit=1" in result.output and "collective_bench.py" in result.output
+    )
+    assert not (result.workdir / "4.validation_observability/6.nccl-tests/results").exists()  # nothing ran

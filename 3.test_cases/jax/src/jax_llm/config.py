@@ -160,8 +160,18 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are ConfigErrors: under a launcher only process 0 reports them (train.py)."""
+
+    def error(self, message: str):
+        hint = (
+            " (a value that starts with '-' goes after '=': --lr=-inf)" if "expected one" in message else ""
+        )
+        raise ConfigError(f"{message}{hint}; see python src/train.py --help")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="train.py", description="Train a Llama-class model with JAX, Flax, Optax and Orbax."
     )
     parser.add_argument("--preset", default="tiny", help=f"one of {', '.join(PRESETS)} (default tiny)")

@@ -11,8 +11,10 @@ TEST_CASE_DIR = Path(__file__).resolve().parents[1]
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_image_builds_and_trains_tiny_preset(docker_build, docker_run):
-    image = docker_build(TEST_CASE_DIR, "fsdp.Dockerfile", "fsdp:test")
+def test_image_builds_and_trains_tiny_preset(docker_build, docker_run, training_base):
+    image = docker_build(
+        TEST_CASE_DIR, "fsdp.Dockerfile", "fsdp:test", {"TRAINING_BASE_IMAGE": training_base}
+    )
     command = ["python3", "src/train.py", "--preset", "tiny", "--max-steps", "5", "--run-dir", "/tmp/run"]
     code, logs = docker_run(image, command)
     assert code == 0, logs[-3000:]

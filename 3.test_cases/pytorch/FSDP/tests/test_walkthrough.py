@@ -1,5 +1,6 @@
-"""The README's sections 1 and 2 run as written: make local, a resume, one process; then a 2-node local
-Slurm cluster up, `make slurm`, the output, the cluster down."""
+"""The README as written. Sections 1 and 2 are one journey pasted into one shell: the repository's venv
+activated, `make local`, a resume, one process; then a 2-node local Slurm up, `sbatch slurm/tiny.sbatch`,
+the job's log, the cluster down, and a GPU preset's DRY_RUN preview. Section 4: `make k8s`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from testbed.kube import validate_manifest
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
@@ -16,33 +19,57 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 CASE = Path("3.test_cases/pytorch/FSDP")
 
 
-@pytest.mark.slow
-def test_readme_local_walkthrough_trains_resumes_and_runs_one_process(artifacts_root):
-    result = run_walkthrough(README, "local", artifacts_root / "fsdp-wt-local", timeout=600)
-    assert result.returncode == 0, result.output[-4000:]
-    run = result.workdir / CASE / "runs" / "local"
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r.get("event") == "resume"] == [60]
-    assert [r["step"] for r in records if "loss" in r] == list(range(1, 81))
-    assert json.loads((run / "result.json").read_text())["step"] == 80
-    assert "summary: step 10" in result.output  # the one-process run
-    assert '"event": "summary"' in result.output  # tail of metrics.jsonl
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_readme_slurm_walkthrough_trains_across_two_nodes(artifacts_root):
+def test_readme_journey_laptop_to_slurm(artifacts_root):
     require_programs("local Slurm", *REQUIRED_PROGRAMS)
-    result = run_walkthrough(README, "slurm", artifacts_root / "fsdp-wt-slurm", timeout=600)
+    result = run_walkthrough(README, "journey", artifacts_root / "fsdp-wt-journey", timeout=600)
     assert result.returncode == 0, result.output[-4000:]
+    folder = result.workdir / CASE
+
+    # Section 1: 60 steps, a resume from step 60 to 80, then one process.
+    local = records(folder / "runs" / "local" / "metrics.jsonl")
+    assert [r["step"] for r in local if r.get("event") == "resume"] == [60]
+    assert [r["step"] for r in local if "loss" in r] == list(range(1, 81))
+    assert json.loads((folder / "runs" / "local" / "result.json").read_text())["step"] == 80
+    assert "summary: step 10" in result.output  # the one-process run
+    assert '"event": "summary"' in result.output  # tail of metrics.jsonl
+
+    # Section 2: the cluster came up, the job trained on both nodes with the activated venv, and the
+    # cluster is gone.
     assert "LocalSlurm up: n1, n2" in result.output and "stopped and removed" in result.output
-    assert "fsdp tiny: job" in result.output and "summary: step 10" in result.output
+    assert "fsdp tiny: job" in result.output
     conf = result.workdir / ".testbed" / "slurm" / "slurm.conf"
     assert not conf.exists() and cluster_processes(conf) == []
-    runs = list((result.workdir / CASE / "runs").glob("tiny-*"))
+    runs = list((folder / "runs").glob("tiny-*"))
     assert len(runs) == 1
+    job_id = runs[0].name.removeprefix("tiny-")
+    log = (folder / f"fsdp-tiny_{job_id}.out").read_text()
+    assert "summary: step 10" in log
     ranks = [json.loads(p.read_text()) for p in sorted((runs[0] / "ranks").glob("rank*.json"))]
     assert {r["node"] for r in ranks} == {"n1", "n2"} and len(ranks) == 4  # 2 nodes x 2 ranks
-    job_id = runs[0].name.removeprefix("tiny-")
     assert all(r["run_id"] == job_id for r in ranks)
     assert (runs[0] / "checkpoints" / "step-00000010" / "COMPLETE").is_file()
+    summary = records(runs[0] / "metrics.jsonl")[-1]
+    assert summary["event"] == "summary" and summary["step"] == 10
+
+    # The DRY_RUN preview of a GPU preset: 2 nodes of 8 ranks, nothing submitted.
+    preview = result.output.strip().splitlines()[-1]
+    assert preview.startswith("srun --nodes=2") and "--nproc-per-node=8" in preview
+    assert "--preset llama3_1_8b" in preview
+
+
+def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root):
+    require_programs("make k8s", "make", "envsubst")
+    result = run_walkthrough(README, "k8s", artifacts_root / "fsdp-wt-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (result.workdir / CASE / "build" / "llama3_1_8b.yaml").read_text()
+    assert validate_manifest(text) == []
+    job = yaml.safe_load(text)
+    image = job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "123456789012.dkr.ecr.us-east-1.amazonaws.com/fsdp:dev"
+    assert "kubectl apply -f build/llama3_1_8b.yaml" in result.output

@@ -35,7 +35,11 @@ class PresetError(ValueError):
 def load_preset(name: str, configs: Path = CONFIGS) -> dict:
     """The preset ``name`` (a file of ``configs``, or a path to a JSON file)."""
     path = Path(name) if name.endswith(".json") else configs / f"{name}.json"
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # a name too long for the file system
+        found = False
+    if not found:
         known = ", ".join(sorted(p.stem for p in configs.glob("*.json")))
         raise PresetError(f"unknown preset {name!r}; use one of: {known} (or a path to a .json preset)")
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,3 +102,17 @@ def test_workers_die_with_their_launcher_and_the_folder_is_free_again(launcher, 
         check=False,
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="a PID namespace needs root")
+def test_workers_of_a_launcher_that_is_pid_1_train(run_dir):
+    """In a container started without --init, torchrun is PID 1: a worker's parent is PID 1 from the
+    start, which must not read as 'the launcher died'."""
+    command = ["unshare", "--pid", "--fork", "--kill-child", str(BIN / "torchrun"), "--nproc-per-node", "2"]
+    command += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "src/train.py"]
+    command += ["--preset", "tiny", "--max-steps", "3", "--run-dir", str(run_dir)]
+    result = subprocess.run(
+        command, cwd=TEST_CASE_DIR, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run_dir / "result.json").read_text())["world_size"] == 2

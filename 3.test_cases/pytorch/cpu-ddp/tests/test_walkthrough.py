@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.kube import validate_manifest
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
@@ -47,3 +48,11 @@ def test_readme_slurm_walkthrough_trains_and_leaves_nothing_running(artifacts_ro
     assert cluster_processes(conf) == []
     run_dirs = list((result.workdir / CASE / "runs").glob("cpu-ddp-*"))
     assert len(run_dirs) == 1 and json.loads((run_dirs[0] / "result.json").read_text())["step"] == 60
+
+
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
+    result = run_walkthrough(README, "k8s", artifacts_root / "wt-cpu-ddp-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (result.workdir / "3.test_cases" / "pytorch/cpu-ddp" / "kubernetes/cpu-ddp.yaml").read_text()
+    assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/cpu-ddp:dev" in text and "${" not in text
+    assert validate_manifest(text) == []

@@ -24,13 +24,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.vocab_size < 300:
         print("error: --vocab-size must be at least 300 (256 bytes + merges + specials)", file=sys.stderr)
         return 2
+    out = Path(args.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(
+            f"error: --output {out}: cannot make the folder ({exc.strerror}); choose another", file=sys.stderr
+        )
+        return 2
     from pydoc_data.topics import topics  # noqa: PLC0415
 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: PLC0415
     from transformers import PreTrainedTokenizerFast  # noqa: PLC0415
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     texts = [topics[name] for name in sorted(topics)]
     with (out / ".sample.jsonl.tmp").open("w", encoding="utf-8") as f:
         for text in texts:

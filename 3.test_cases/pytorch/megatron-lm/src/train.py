@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 
-from megatron_gpt.config import ConfigError, config_from_args
+from megatron_gpt.config import ConfigError, check_indexed_dataset, config_from_args, read_data_info
 
 
 def fail(exc: Exception) -> int:
@@ -26,6 +26,8 @@ def fail(exc: Exception) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(argv)
+        read_data_info(config.data_prefix)  # the dataset too, before the seconds of importing torch
+        check_indexed_dataset(config.data_prefix)
     except ConfigError as exc:
         return fail(exc)
     # Imported after validation: torch and megatron take seconds to import.

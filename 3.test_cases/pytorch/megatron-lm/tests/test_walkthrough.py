@@ -58,3 +58,17 @@ def test_readme_slurm_walkthrough_trains_across_two_nodes(artifacts_root, monkey
     ranks = [json.loads(p.read_text()) for p in sorted((runs[0] / "ranks").glob("rank*.json"))]
     assert {r["node"] for r in ranks} == {"n1", "n2"} and len(ranks) == 2  # 2 nodes x 1 rank: DP=2
     assert (runs[0] / "checkpoints" / "step-00000010" / "COMPLETE").is_file()
+
+
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
+    result = run_walkthrough(README, "k8s", artifacts_root / "wt-megatron-lm-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (result.workdir / "3.test_cases" / "pytorch/megatron-lm" / "build/llama3-70b.yaml").read_text()
+    assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/megatron-lm:dev" in text and "${" not in text
+
+
+def test_readme_dry_run_prints_the_srun_command(artifacts_root):
+    result = run_walkthrough(README, "dry-run", artifacts_root / "wt-megatron-lm-dry", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("srun --nodes=") and "--preset llama2_70b" in line

@@ -31,8 +31,10 @@ def test_image_holds_what_the_sbatch_and_the_pytorchjob_run():
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_image_builds_with_the_pins_and_the_real_launcher_sets_ranks(docker_build, docker_run):
-    image = docker_build(FOLDER, "composer.Dockerfile", "composer:test")
+def test_image_builds_with_the_pins_and_the_real_launcher_sets_ranks(docker_build, docker_run, training_base):
+    image = docker_build(
+        FOLDER, "composer.Dockerfile", "composer:test", {"TRAINING_BASE_IMAGE": training_base}
+    )
     code, logs = docker_run(
         image,
         [

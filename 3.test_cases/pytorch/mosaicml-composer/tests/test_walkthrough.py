@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from testbed.kube import validate_manifest
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -21,3 +22,11 @@ def test_readme_preview_walkthrough(artifacts_root):
     assert "max_duration=1000ba" in result.output
     manifest = yaml.safe_load((result.workdir / CASE / "build" / "composer.yaml").read_text())
     assert manifest["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 3
+
+
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
+    result = run_walkthrough(README, "k8s", artifacts_root / "wt-mosaicml-composer-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (result.workdir / "3.test_cases" / "pytorch/mosaicml-composer" / "build/composer.yaml").read_text()
+    assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/composer:0.32.1" in text and "${" not in text
+    assert validate_manifest(text) == []

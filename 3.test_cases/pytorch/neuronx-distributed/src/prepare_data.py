@@ -82,7 +82,13 @@ def load_tokenizer(folder: Path):
         )
     from transformers import AutoTokenizer  # noqa: PLC0415 - import after the cheap checks
 
-    return AutoTokenizer.from_pretrained(str(folder))
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except Exception as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(
+            f"--tokenizer {folder}: cannot load it ({why}); pass a folder a tokenizer's save_pretrained wrote"
+        ) from None
 
 
 def write(rows: Iterator[list[int]], output: Path) -> int:

@@ -26,8 +26,10 @@ def test_image_holds_what_the_sbatch_and_the_pytorchjob_run():
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_image_builds_with_the_pinned_commit_and_launches(docker_build, docker_run):
-    image = docker_build(FOLDER, "picotron.Dockerfile", "picotron:test")
+def test_image_builds_with_the_pinned_commit_and_launches(docker_build, docker_run, training_base):
+    image = docker_build(
+        FOLDER, "picotron.Dockerfile", "picotron:test", {"TRAINING_BASE_IMAGE": training_base}
+    )
     code, logs = docker_run(image, ["git", "-C", "/opt/picotron", "rev-parse", "HEAD"])
     assert code == 0 and logs.strip() == UPSTREAM["commit"]
     code, logs = docker_run(image, ["python3", "-c", "import torch, transformers; print(torch.__version__)"])

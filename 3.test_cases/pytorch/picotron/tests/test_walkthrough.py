@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from testbed.kube import validate_manifest
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -23,3 +24,11 @@ def test_readme_configs_walkthrough(artifacts_root):
     assert "srun --nodes=8 --ntasks-per-node=1" in result.output  # the DRY_RUN line
     manifest = result.workdir / CASE / "build" / "picotron.yaml"
     assert "/workspace/picotron/configs/llama3_1_8b-2nodes.json" in manifest.read_text()
+
+
+def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root):
+    result = run_walkthrough(README, "k8s", artifacts_root / "wt-picotron-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (result.workdir / "3.test_cases/pytorch/picotron/build/picotron.yaml").read_text()
+    assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/picotron:59714b1" in text and "${" not in text
+    assert validate_manifest(text) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import re
 import sys
 import warnings
@@ -63,6 +64,57 @@ def parse(args: list[str]):
         raise ValueError(f"{type(exc).__name__}: {first}") from None
 
 
+# Values torchtitan takes as they are and fails on later (or trains to garbage with): checked here.
+AT_LEAST_1 = (
+    "training.steps",
+    "training.local_batch_size",
+    "training.seq_len",
+    "parallelism.data_parallel_replicate_degree",
+    "parallelism.tensor_parallel_degree",
+    "parallelism.pipeline_parallel_degree",
+    "parallelism.context_parallel_degree",
+    "parallelism.expert_parallel_degree",
+)
+AUTO_OR_AT_LEAST_1 = ("training.global_batch_size", "parallelism.data_parallel_shard_degree")  # -1: derived
+POSITIVE = ("training.max_norm",)
+NOT_NEGATIVE = ("lr_scheduler.warmup_steps",)
+FRACTIONS = ("lr_scheduler.decay_ratio", "lr_scheduler.min_lr_factor")
+
+
+def _value(config, dotted: str):
+    for name in dotted.split("."):
+        config = getattr(config, name, None)
+    return config
+
+
+def _out_of_range(name: str, value) -> str | None:
+    """Why ``value`` of option ``name`` is refused, or None."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    rules = (
+        (not math.isfinite(value), "must be a finite number"),
+        (name in AT_LEAST_1 and value < 1, "must be at least 1"),
+        (name in AUTO_OR_AT_LEAST_1 and value != -1 and value < 1, "must be -1 (derived) or at least 1"),
+        ((name in POSITIVE or name.endswith("_kwargs.lr")) and value <= 0, "must be more than 0"),
+        (name in FRACTIONS and not 0 <= value <= 1, "must be between 0 and 1"),
+        (name not in AUTO_OR_AT_LEAST_1 and value < 0, "must not be negative"),
+    )
+    return next((why for bad, why in rules if bad), None)
+
+
+def check_ranges(config) -> None:
+    """ValueError naming the first option whose value is out of range or not a finite number."""
+    names = (*AT_LEAST_1, *AUTO_OR_AT_LEAST_1, *POSITIVE, *NOT_NEGATIVE, *FRACTIONS)
+    values = [(name, _value(config, name)) for name in names]
+    for index, group in enumerate(getattr(config.optimizer, "param_groups", None) or []):
+        kwargs = getattr(group, "optimizer_kwargs", None) or {}
+        prefix = f"optimizer.param_groups.{index}.optimizer_kwargs"
+        values += [(f"{prefix}.{key}", kwargs.get(key)) for key in ("lr", "eps", "weight_decay")]
+    for name, value in values:
+        if (why := _out_of_range(name, value)) is not None:
+            raise ValueError(f"--{name} {value!r} {why}")
+
+
 def summary(config) -> str:
     model = config.model_spec
     p, t = config.parallelism, config.training
@@ -87,6 +139,7 @@ def main(argv: list[str]) -> int:
     name = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
     try:
         config = parse(argv)
+        check_ranges(config)
     except ValueError as exc:
         where = f"presets: src/{MODULE}/config_registry.py"
         print(f"error: {name or '--config'}: {exc} ({where})", file=sys.stderr)

@@ -31,8 +31,10 @@ def test_build_context_holds_what_slurm_and_kubernetes_run():
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_image_builds_and_validates_a_preset(docker_build, docker_run):
-    image = docker_build(FOLDER, "torchtitan.Dockerfile", "torchtitan:test")
+def test_image_builds_and_validates_a_preset(docker_build, docker_run, training_base):
+    image = docker_build(
+        FOLDER, "torchtitan.Dockerfile", "torchtitan:test", {"TRAINING_BASE_IMAGE": training_base}
+    )
     code, logs = docker_run(image, ["python", "src/check_config.py", "--config", "llama3_70b_fsdp_tp"])
     assert code == 0 and "ok: llama3_70b_fsdp_tp: llama3 70B" in logs, logs[-3000:]
     code, logs = docker_run(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.kube import validate_manifest
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -41,3 +42,11 @@ def test_readme_configs_walkthrough(artifacts_root, monkeypatch):
     assets = result.workdir / CASE / "assets" / "tiny"
     assert (assets / "tokenizer.json").is_file() and (assets / "c4_test" / "data.json").is_file()
     assert os.environ["VENV"] == sys.prefix
+
+
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
+    result = run_walkthrough(README, "k8s", artifacts_root / "wt-torchtitan-k8s", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    text = (result.workdir / "3.test_cases" / "pytorch/torchtitan" / "kubernetes/torchtitan.yaml").read_text()
+    assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/torchtitan:0.3.0" in text and "${" not in text
+    assert validate_manifest(text) == []

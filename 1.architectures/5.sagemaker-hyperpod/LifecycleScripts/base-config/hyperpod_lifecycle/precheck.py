@@ -17,6 +17,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from . import __version__, output_contract
 from .runner import SystemRunner
@@ -195,14 +196,16 @@ def main(argv: Sequence[str] | None = None, runner: SystemRunner | None = None) 
     parser.add_argument("--checks", help="comma-separated IDs or names (default all)")
     parser.add_argument("--json", action="store_true", help="machine output")
     args = parser.parse_args(argv)
+    if not Path(args.root).is_dir():
+        parser.error(f"--root {args.root!r} is not a folder; give the file system root to read (default /)")
     node = Node(runner or SystemRunner(args.root), args.slurm_prefix, args.node_name)
-    wanted = set(args.checks.split(",")) if args.checks else None
+    wanted = set(args.checks.split(",")) if args.checks is not None else None
     results = [check(node) for check in CHECKS]
-    if wanted:
+    if wanted is not None:
         results = [r for r in results if r.id in wanted or r.name in wanted]
         if not results:
             print(
-                f"error: --checks {args.checks} matches no check; use IDs HP001..HP006 or names",
+                f"error: --checks {args.checks!r} matches no check; use IDs HP001..HP006 or names",
                 file=sys.stderr,
             )
             return 2

@@ -6,9 +6,11 @@ Nothing here imports torch or megatron: bad input ends in one ``error:`` line wi
 from __future__ import annotations
 
 import argparse
+import array
 import dataclasses
 import json
 import math
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -345,6 +347,39 @@ def check_world(config: TrainConfig, world_size: int) -> int:
             f"{config.micro_batch_size * data_parallel}"
         )
     return data_parallel
+
+
+_IDX_HEADER = b"MMIDIDX\x00\x00"  # megatron-core's IndexedDataset index, version 1
+_IDX_ITEM_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 4, 8: 2}  # its DType codes
+
+
+def check_indexed_dataset(prefix: str) -> None:
+    """The .idx/.bin pair as megatron-core reads it: the header, the counts and both file sizes agree (a
+    truncated copy or another file fails here, before a run folder is made, not as a traceback later)."""
+    idx, data = Path(prefix + ".idx"), Path(prefix + ".bin")
+    fix = f"write it again with src/prepare_data.py --output-prefix {prefix}"
+    try:
+        with idx.open("rb") as stream:
+            head = stream.read(34)
+            if len(head) < 34 or not head.startswith(_IDX_HEADER):
+                raise ConfigError(f"--data-prefix {prefix!r}: {idx} is not a megatron-core index; {fix}")
+            version, code, sequences, documents = struct.unpack("<QBQQ", head[len(_IDX_HEADER) :])
+            expected = len(head) + 12 * sequences + 8 * documents
+            size = idx.stat().st_size
+            if version != 1 or code not in _IDX_ITEM_BYTES or size not in (expected, expected + sequences):
+                raise ConfigError(
+                    f"--data-prefix {prefix!r}: {idx} is damaged or truncated ({size} bytes); {fix}"
+                )
+            lengths = array.array("i")
+            lengths.frombytes(stream.read(4 * sequences))
+        tokens_bytes = sum(lengths) * _IDX_ITEM_BYTES[code]
+        if data.stat().st_size != tokens_bytes:
+            raise ConfigError(
+                f"--data-prefix {prefix!r}: {data} holds {data.stat().st_size} bytes, its index expects "
+                f"{tokens_bytes}; {fix}"
+            )
+    except OSError as exc:
+        raise ConfigError(f"--data-prefix {prefix!r}: cannot read {exc.filename}: {exc.strerror}") from None
 
 
 def read_data_info(prefix: str) -> dict:

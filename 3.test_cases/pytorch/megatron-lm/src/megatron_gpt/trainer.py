@@ -19,7 +19,14 @@ import torch
 import torch.distributed as dist
 from megatron.core import dist_checkpointing, parallel_state
 
-from megatron_gpt.config import ConfigError, TrainConfig, check_cpu, check_world, read_data_info
+from megatron_gpt.config import (
+    ConfigError,
+    TrainConfig,
+    check_cpu,
+    check_indexed_dataset,
+    check_world,
+    read_data_info,
+)
 from megatron_gpt.cpu_compat import checkpointing_on_cpu
 from megatron_gpt.data import build_train_dataset, micro_batches
 from megatron_gpt.engine import CpuEngine, GpuEngine
@@ -117,6 +124,7 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.info = read_data_info(config.data_prefix)
+        check_indexed_dataset(config.data_prefix)
         self.on_gpu = setup_distributed(config)
         self.run_dir = prepare_run_dir(config, self.info)
         self.dp_group = parallel_state.get_data_parallel_group(with_context_parallel=True)
