@@ -184,6 +184,9 @@ def check_nav(driver, base: str, pages: list[str]) -> list[str]:
     return [f"navigation: no link to {page or '(home)'}" for page in pages if page not in linked]
 
 
+FIRST_RESULT = "const a = document.querySelector('.md-search-result__item a'); return a ? a.href : null;"
+
+
 def check_search(driver, base: str) -> list[str]:
     from selenium.common.exceptions import TimeoutException  # noqa: PLC0415
     from selenium.webdriver.common.by import By  # noqa: PLC0415
@@ -198,12 +201,18 @@ def check_search(driver, base: str) -> list[str]:
         )
         box.click()
         box.send_keys(SEARCH_TERM)
-        first = wait.until(
-            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".md-search-result__item a"))
-        )
+        # The result list is rebuilt as each typed character arrives: read the first link's address in
+        # the page (never through an element handle that a rebuild makes stale) until it stays the same.
+        href = wait.until(lambda d: d.execute_script(FIRST_RESULT))
+        for _ in range(20):
+            time.sleep(0.5)
+            current = driver.execute_script(FIRST_RESULT)
+            if current == href:
+                break
+            href = current
     except TimeoutException:
         return [f"search {SEARCH_TERM!r}: no search box or no result within 30 s"]
-    href = first.get_attribute("href") or ""
+    href = href or ""
     if not href.split("#")[0].endswith(SEARCH_EXPECTED):
         return [f"search {SEARCH_TERM!r}: first result is {href}, expected the page {SEARCH_EXPECTED}"]
     return []

@@ -3,7 +3,10 @@
 A fenced ``bash``, ``sh``, ``console`` or ``shell`` block is **executed** when the line above it is
 ``<!-- walkthrough: NAME -->`` and some test file calls ``run_walkthrough(<that README>, "NAME", ...)``
 (found by reading the tests' source: the README argument is evaluated from the module's simple path
-assignments, ``Path(__file__).resolve().parents[1] / "README.md"`` and the like); it is
+assignments, ``Path(__file__).resolve().parents[1] / "README.md"`` and the like). A block whose step
+needs the cloud says what stands in for it, ``<!-- walkthrough: NAME; stand-in: kubectl validates each
+manifest against the pinned CRDs -->``: it counts as executed, and the census line gives how many of the
+executed blocks ran with stand-ins (``testbed.standins``). A block is
 **illustrative** when the line above it is ``<!-- illustrative: reason -->`` with a reason. Anything
 else is an offender, named by ``file:line``. ``python -m testbed.readme_blocks`` prints the census.
 """
@@ -18,11 +21,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from testbed.walkthrough import REPO_ROOT, repository_files
+from testbed.walkthrough import MARKER_COMMENT, REPO_ROOT, repository_files
 
 SHELL_LANGUAGES = ("bash", "sh", "console", "shell")
 RUNNABLE_LANGUAGES = ("bash", "sh", "console")  # what testbed.walkthrough extracts
-WALKTHROUGH_MARKER = re.compile(r"<!--\s*walkthrough:\s*([\w.-]+)\s*-->")
+WALKTHROUGH_MARKER = re.compile(MARKER_COMMENT)  # group 1 the name, group 2 the stand-in note or None
 ILLUSTRATIVE_MARKER = re.compile(r"<!--\s*illustrative:\s*\S.*?-->")
 RUNNERS = ("run_walkthrough",)  # the functions that run a README's walkthrough
 EXCLUDED = (".nox/", ".venv/", "site/", "node_modules/")
@@ -218,10 +221,15 @@ class Census:
     def executed_pct(self) -> float:
         return 100 * len(self.executed) / self.total if self.total else 100.0
 
+    @property
+    def with_standins(self) -> list[ShellBlock]:
+        """The executed blocks whose marker names a stand-in for the cloud."""
+        return [block for block in self.executed if WALKTHROUGH_MARKER.fullmatch(block.marker)[2]]
+
     def line(self) -> str:
         return (
-            f"README shell blocks: {self.total}, executed {len(self.executed)}, "
-            f"illustrative {len(self.illustrative)}"
+            f"README shell blocks: {self.total}, executed {len(self.executed)} "
+            f"({len(self.with_standins)} with stand-ins), illustrative {len(self.illustrative)}"
         )
 
 

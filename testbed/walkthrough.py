@@ -1,9 +1,13 @@
 """Run a README's walkthrough blocks as a user would: in order, in a shell, in a copy of the repo.
 
-A fenced ``bash`` block preceded by ``<!-- walkthrough: NAME -->`` belongs to walkthrough NAME.
+A fenced ``bash`` block preceded by ``<!-- walkthrough: NAME -->`` belongs to walkthrough NAME. Where a
+step needs the cloud, the marker says what stands in for it: ``<!-- walkthrough: NAME; stand-in: kubectl
+validates each manifest against the pinned CRDs -->``, and the test passes the stand-ins' bin folder
+(``testbed.standins.write_standins``) as ``run_walkthrough(..., standins=bin_dir)``.
 ``run_walkthrough`` copies the repository (the files git tracks or would track, plus a link to the
 project venv) into a scratch folder, so whatever the commands write lands there, and runs the
-blocks with ``bash -euo pipefail`` from the copy's root. The README is the test.
+blocks with ``bash -euo pipefail`` from the copy's root, with the stand-ins (if any) first on
+``PATH``, then the venv. The README is the test.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"<!--\s*walkthrough:\s*([\w.-]+)\s*-->\s*\n```(?:bash|sh|console)?\n(.*?)```", re.DOTALL)
+# `<!-- walkthrough: NAME -->`, or `<!-- walkthrough: NAME; stand-in: what stands in for the cloud -->`.
+# Groups: 1 the name, 2 the stand-in note (None without one); MARKER adds 3, the block's text.
+MARKER_COMMENT = r"<!--\s*walkthrough:\s*([\w.-]+)\s*(?:;\s*stand-in:\s*(\S[^\n]*?))?\s*-->"
+MARKER = re.compile(MARKER_COMMENT + r"\s*\n```(?:bash|sh|console)?\n(.*?)```", re.DOTALL)
 
 
 class WalkthroughError(RuntimeError):
@@ -32,10 +39,20 @@ class WalkthroughResult:
 
 def extract_blocks(readme: Path, name: str) -> list[str]:
     """The marked blocks of walkthrough ``name`` in ``readme``, in order."""
-    blocks = [body for block_name, body in MARKER.findall(readme.read_text()) if block_name == name]
+    blocks = [match[3] for match in MARKER.finditer(readme.read_text()) if match[1] == name]
     if not blocks:
         raise WalkthroughError(f"{readme}: no block marked '<!-- walkthrough: {name} -->'; add the marker")
     return blocks
+
+
+def check_standins(readme: Path, name: str, standins: Path | None) -> None:
+    """Refuse to run a walkthrough whose blocks name a stand-in without the stand-ins' bin folder."""
+    notes = [match[2] for match in MARKER.finditer(readme.read_text()) if match[1] == name and match[2]]
+    if notes and standins is None:
+        raise WalkthroughError(
+            f"{readme}: walkthrough '{name}' has blocks run with stand-ins ({notes[0]}); pass "
+            "standins=bin_dir, the folder testbed.standins.write_standins(bin_dir) wrote"
+        )
 
 
 def repository_files(*patterns: str) -> list[Path]:
@@ -62,12 +79,21 @@ def copy_repository(destination: Path) -> Path:
     return destination
 
 
-def run_walkthrough(readme: Path, name: str, workdir: Path, timeout: float = 600) -> WalkthroughResult:
-    """Run walkthrough ``name`` of ``readme`` in a fresh copy of the repository under ``workdir``."""
+def run_walkthrough(
+    readme: Path, name: str, workdir: Path, timeout: float = 600, standins: Path | None = None
+) -> WalkthroughResult:
+    """Run walkthrough ``name`` of ``readme`` in a fresh copy of the repository under ``workdir``.
+
+    ``standins``: a bin folder of stand-ins for the cloud's CLIs (``testbed.standins.write_standins``),
+    put first on ``PATH``, ahead of the venv.
+    """
     script = "\n".join(extract_blocks(readme, name))
+    check_standins(readme, name, standins)
     copy = copy_repository(workdir)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
     env["PATH"] = f"{copy / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    if standins is not None:
+        env["PATH"] = f"{Path(standins).resolve()}{os.pathsep}{env['PATH']}"
     completed = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=copy,

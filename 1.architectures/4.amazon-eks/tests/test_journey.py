@@ -2,11 +2,12 @@
 training PyTorchJobs, and the nccl-tests verdict on the launcher's log.
 
 The README's `eks` walkthrough runs as written in a copy of the repository, with the AWS CLI pointed at
-the emulator. Its illustrative blocks need the real cluster or registry; the closest real thing runs
-instead: the eksctl config, MPIJob and PyTorchJobs are validated against the schemas and CRDs of the
-pinned releases, `make addons` runs with recording `helm` and `kubectl`, the training operator overlay
-is built with kubectl's kustomize, `aws ecr get-login-password` runs against the emulator, and a
-recorded nccl-tests log (tagged as `mpirun --tag-output` prints it) lies where `kubectl logs` writes.
+the emulator and stand-ins for the cluster's CLIs (`testbed.standins`): `eksctl` validates the cluster
+config against eksctl's schema, `helm` records, `kubectl` validates every manifest it applies against the
+CRDs of the pinned releases and the Kubernetes schemas, waits only for what was applied, and prints a
+recorded nccl-tests launcher log (tagged as `mpirun --tag-output` prints it) for `kubectl logs`. The
+illustrative blocks need a real registry; the closest real thing runs instead: the training operator
+overlay is built with kubectl's kustomize, `aws ecr get-login-password` runs against the emulator.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from testbed import kube
+from testbed.standins import applied, calls, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import MARKER, run_walkthrough
 
@@ -40,6 +42,9 @@ TAG = "1.0.0"
 TRAINING_OPERATOR_SCHEMES = {"tfjob", "pytorchjob", "xgboostjob", "mpijob", "paddlejob", "jaxjob"}
 # mpi-operator v0.8.0, pkg/controller/mpi_job_controller.go: launcherSuffix; types.go: JobSucceeded.
 LAUNCHER_SUFFIX, SUCCEEDED = "-launcher", "Succeeded"
+# What make addons' remote release manifests create (the stand-in cannot fetch them): the operators'
+# Deployments, as v1.9.2's standalone overlay and mpi-operator v0.8.0's deploy/v2beta1 manifest name them.
+OPERATORS = ("deployment/training-operator@kubeflow", "deployment/mpi-operator@mpi-operator")
 
 
 def launcher_log(recorded: Path) -> str:
@@ -55,14 +60,17 @@ def block_after(readme: Path, heading: str, index: int = 0) -> str:
 
 @pytest.fixture(scope="module")
 def journey(aws_emulator, artifacts_root):
-    """The README's `eks` walkthrough, run once; a recorded launcher log stands where kubectl logs writes."""
+    """The README's `eks` walkthrough, run once with the stand-ins; ``journey.calls_log`` is their log."""
     workdir = artifacts_root / "wt-eks"
-    workdir.mkdir()
-    (workdir / "all_reduce.log").write_text(launcher_log(RECORDED))
+    launcher = artifacts_root / "eks-launcher.log"
+    launcher.write_text(launcher_log(RECORDED))
+    bin_dir = artifacts_root / "wt-eks-bin"
+    log = write_standins(bin_dir, logs={"job/nccl-tests-launcher": launcher}, present=OPERATORS)
     with pytest.MonkeyPatch.context() as patch:
         aws_emulator.export(patch.setenv)
-        result = run_walkthrough(README, "eks", workdir, timeout=300)
+        result = run_walkthrough(README, "eks", workdir, timeout=300, standins=bin_dir)
     assert result.returncode == 0, result.output[-4000:]
+    result.calls_log = log
     return result
 
 
@@ -72,7 +80,9 @@ def test_the_walkthrough_creates_the_repositories_reads_the_registry_and_judges_
         assert f"{REGISTRY}/{repository}\n" in journey.output  # create-repository printed its URI
     assert f"REGISTRY={REGISTRY} TAG={TAG}" in journey.output
     assert "# Verdict : OK" in journey.output and "threshold  : 440 GB/s" in journey.output
-    assert journey.output.rstrip().endswith("nccl-tests\nfsdp\ncpu-ddp")  # the repositories deleted
+    # The repositories deleted, last on stdout (the stand-in kubectl's `get nodes` finds no nodes: stderr).
+    stdout = journey.output.split("No resources found in default namespace.\n")[0]
+    assert stdout.rstrip().endswith("nccl-tests\nfsdp\ncpu-ddp")
 
 
 @pytest.mark.aws_emulator
@@ -164,25 +174,6 @@ def test_the_login_and_push_block_against_the_emulator(aws_emulator) -> None:
 # --------------------------------------------------------------------------- make addons
 
 
-def recording_tools(folder: Path, crd_versions: str = "") -> Path:
-    """`eksctl`, `helm` and `kubectl` stand-ins that append their arguments to calls.log; `kubectl get crd`
-    prints ``crd_versions`` (what an existing mpijobs.kubeflow.org serves) or fails as NotFound."""
-    folder.mkdir()
-    log = folder / "calls.log"
-    for tool in ("eksctl", "helm", "kubectl"):
-        script = folder / tool
-        script.write_text(
-            "#!/bin/bash\n"
-            f'echo "{tool} $*" >> {shlex.quote(str(log))}\n'
-            'if [ "$1 $2" = "get crd" ]; then\n'
-            f"  [ -n {shlex.quote(crd_versions)} ] || exit 1\n"
-            f"  printf %s {shlex.quote(crd_versions)}\n"
-            "fi\n"
-        )
-        script.chmod(0o755)
-    return log
-
-
 def make_addons(tools: Path) -> subprocess.CompletedProcess:
     require_programs("make addons", "make", how="install make")
     env = os.environ | {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
@@ -197,42 +188,41 @@ def make_addons(tools: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.aws_emulator
-def test_the_cluster_blocks_chain_with_recording_eksctl_helm_and_kubectl(journey, tmp_path: Path) -> None:
-    """The illustrative create/add-ons/verify/delete blocks, pasted as written after the walkthrough:
-    each make target finds what the one before rendered, and no input is asked for twice."""
-    log = recording_tools(tmp_path / "bin")
-    env = os.environ | {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    for heading in ("## Create", "## Verify", "## Delete"):
-        done = subprocess.run(
-            [
-                "bash",
-                "-euo",
-                "pipefail",
-                "-c",
-                block_after(README, heading, 1 if heading == "## Create" else 0),
-            ],
-            cwd=journey.workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-    calls = log.read_text().splitlines()
-    assert calls[0] == "eksctl create cluster -f build/cluster.yaml"
-    assert calls[-1] == "eksctl delete cluster -f build/cluster.yaml --wait"
-    assert (
-        "kubectl apply -f build/fsx-storage.yaml" in calls
-        and "kubectl get pvc fsx-claim --namespace default" in calls
-    )
+def test_the_cluster_blocks_chain_through_the_stand_ins(journey) -> None:
+    """Create, add-ons, storage, verify, the jobs and delete, as the walkthrough ran them: each make target
+    finds what the one before rendered, each manifest was admitted, and delete removes what was applied."""
+    made = calls(journey.calls_log)
+    assert made[0] == "eksctl create cluster -f build/cluster.yaml"
+    assert made[-1] == "eksctl delete cluster -f build/cluster.yaml --wait"
+    jobs = [
+        "kubectl apply -f 4.validation_observability/6.nccl-tests/kubernetes/nccl-tests.yaml",
+        "kubectl wait --for=condition=Succeeded --timeout=30m mpijob/nccl-tests",
+        "kubectl logs job/nccl-tests-launcher",
+        "kubectl apply -f 3.test_cases/pytorch/cpu-ddp/kubernetes/cpu-ddp.yaml",
+        "kubectl apply -f 3.test_cases/pytorch/FSDP/build/llama3_1_8b.yaml",
+        "kubectl get pytorchjobs",
+        "kubectl delete -f build/fsx-storage.yaml",
+    ]
+    assert made[made.index("kubectl get pvc fsx-claim --namespace default") + 1 : -1] == jobs
+    assert made.index("kubectl apply -f build/fsx-storage.yaml") < made.index(jobs[0])
+    assert "persistentvolumeclaim/fsx-claim created" in journey.output
+    assert 'persistentvolumeclaim "fsx-claim" deleted' in journey.output
+    assert "NAME\ncpu-ddp\nfsdp-llama3-1-8b\n" in journey.output  # kubectl get pytorchjobs
+    remaining = [(o["kind"], o["name"]) for o in applied(journey.calls_log)]
+    assert remaining == [
+        ("deployment", "training-operator"),
+        ("deployment", "mpi-operator"),
+        ("mpijob", "nccl-tests"),
+        ("pytorchjob", "cpu-ddp"),
+        ("pytorchjob", "fsdp-llama3-1-8b"),
+    ]
     storage = journey.workdir / "1.architectures/4.amazon-eks/build/fsx-storage.yaml"
     assert kube.validate_manifest(storage.read_text()) == []
 
 
 @pytest.mark.parametrize("target", ["create", "delete"])
 def test_create_and_delete_need_the_rendered_config_only(tmp_path: Path, target: str) -> None:
-    log = recording_tools(tmp_path / "bin")
+    log = write_standins(tmp_path / "bin")
     env = os.environ | {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
         ["make", "--no-print-directory", "-C", str(EKS), target, f"BUILD={tmp_path / 'build'}"],
@@ -248,7 +238,7 @@ def test_create_and_delete_need_the_rendered_config_only(tmp_path: Path, target:
 
 
 def test_make_addons_installs_the_pinned_releases_in_order(tmp_path: Path) -> None:
-    log = recording_tools(tmp_path / "bin")
+    log = write_standins(tmp_path / "bin", present=OPERATORS)
     done = make_addons(tmp_path / "bin")
     assert done.returncode == 0, done.stderr
     calls = log.read_text().splitlines()
@@ -279,7 +269,7 @@ def test_make_addons_installs_the_pinned_releases_in_order(tmp_path: Path) -> No
 
 
 def test_make_addons_stops_on_the_training_operators_own_mpijob_crd(tmp_path: Path) -> None:
-    log = recording_tools(tmp_path / "bin", crd_versions="v1")
+    log = write_standins(tmp_path / "bin", crd_versions="v1", present=OPERATORS)
     done = make_addons(tmp_path / "bin")
     assert done.returncode != 0 and "kubectl delete crd mpijobs.kubeflow.org" in done.stderr
     assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
@@ -287,7 +277,7 @@ def test_make_addons_stops_on_the_training_operators_own_mpijob_crd(tmp_path: Pa
     ]
     assert not any("apply" in call for call in log.read_text().splitlines())
     # The MPI operator's own CRD (v2beta1) is what a second `make addons` finds: it goes on.
-    log = recording_tools(tmp_path / "bin2", crd_versions="v2beta1")
+    log = write_standins(tmp_path / "bin2", crd_versions="v2beta1", present=OPERATORS)
     assert make_addons(tmp_path / "bin2").returncode == 0, log.read_text()
 
 

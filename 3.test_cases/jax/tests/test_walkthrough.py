@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from testbed.standins import applied, calls, write_standins
 from testbed.walkthrough import run_walkthrough
-
-pytestmark = pytest.mark.framework
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CASE = Path("3.test_cases/jax")
 
 
+@pytest.mark.framework
 @pytest.mark.slow
 def test_readme_local_walkthrough_trains_and_resumes(artifacts_root, monkeypatch, jax_env):
     monkeypatch.setenv("VENV", str(Path(sys.executable).parent.parent))
@@ -39,13 +39,21 @@ def test_readme_local_walkthrough_trains_and_resumes(artifacts_root, monkeypatch
     assert ranks[0]["params_digest"] == ranks[1]["params_digest"]
 
 
-def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
-    result = run_walkthrough(README, "k8s", artifacts_root / "wt-jax-k8s", timeout=120)
+# Not marked framework: make k8s needs envsubst only, and the kubectl stand-in the project venv.
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
+    log = write_standins(tmp_path / "bin")
+    result = run_walkthrough(
+        README, "k8s", artifacts_root / "wt-jax-k8s", timeout=120, standins=tmp_path / "bin"
+    )
     assert result.returncode == 0, result.output[-4000:]
     text = (result.workdir / "3.test_cases" / "jax" / "build/jax-job.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/jax:dev" in text and "${" not in text
+    assert calls(log) == ["kubectl apply -f build/jax-job.yaml"]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("service", "jax"), ("job", "jax")]
+    assert "job.batch/jax created" in result.output
 
 
+@pytest.mark.framework
 def test_readme_dry_run_prints_the_srun_command(artifacts_root):
     result = run_walkthrough(README, "dry-run", artifacts_root / "wt-jax-dry", timeout=120)
     assert result.returncode == 0, result.output[-4000:]

@@ -16,6 +16,7 @@ import efa_exporter
 import yaml
 
 from testbed import kube
+from testbed.standins import applied, calls, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -172,12 +173,21 @@ def test_readme_walkthrough_serves_metrics(artifacts_root):
     assert "serving http://127.0.0.1:" in result.output
 
 
-def test_readme_k8s_walkthrough_renders_a_valid_daemonset(artifacts_root):
+def test_readme_k8s_walkthrough_renders_a_valid_daemonset(artifacts_root, tmp_path):
     require_programs("make k8s", "make", "envsubst")
-    result = run_walkthrough(FOLDER / "README.md", "k8s", artifacts_root / "wt-efa-exporter-k8s", timeout=120)
+    log = write_standins(tmp_path / "bin")
+    result = run_walkthrough(
+        FOLDER / "README.md",
+        "k8s",
+        artifacts_root / "wt-efa-exporter-k8s",
+        timeout=120,
+        standins=tmp_path / "bin",
+    )
     assert result.returncode == 0, result.output[-4000:]
     text = (
         result.workdir / "4.validation_observability/3.efa-node-exporter/kubernetes/efa-exporter.yaml"
     ).read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/efa-exporter:dev" in text and "${" not in text
     assert kube.validate_manifest(text) == []
+    assert calls(log) == ["kubectl apply -f kubernetes/efa-exporter.yaml"]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("daemonset", "efa-exporter")]

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from testbed import kube
+from testbed.standins import applied, calls, write_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -26,22 +27,31 @@ def test_readme_local_walkthrough(artifacts_root):
 
 
 @pytest.mark.aws_emulator
-def test_readme_k8s_walkthrough(aws_emulator, artifacts_root, monkeypatch):
-    """Section 5 against the emulator's ECR (the repository the EKS README creates), with a recorded
-    nccl-tests log tagged as `mpirun --tag-output` prints it where `kubectl logs` writes the launcher's."""
+def test_readme_k8s_walkthrough(aws_emulator, artifacts_root, monkeypatch, tmp_path):
+    """Section 5 against the emulator's ECR (the repository the EKS README creates), with a stand-in
+    kubectl: it validates the MPIJob, and `kubectl logs` of the launcher prints a recorded nccl-tests log
+    tagged as `mpirun --tag-output` prints it."""
     aws_emulator.export(monkeypatch.setenv)
     ecr = aws_emulator.client("ecr")
     uri = ecr.create_repository(repositoryName="nccl-tests")["repository"]["repositoryUri"]
     workdir = artifacts_root / "wt-nccl-tests-k8s"
     folder = workdir / "4.validation_observability" / "6.nccl-tests"
-    folder.mkdir(parents=True)
-    log = re.sub(r"^(\d+): ", r"[1,\1]<stdout>:", RECORDED.read_text(), flags=re.MULTILINE)
-    (folder / "all_reduce.log").write_text(log)
+    launcher = tmp_path / "launcher.log"
+    launcher.write_text(re.sub(r"^(\d+): ", r"[1,\1]<stdout>:", RECORDED.read_text(), flags=re.MULTILINE))
+    calls_log = write_standins(tmp_path / "bin", logs={"job/nccl-tests-launcher": launcher})
     try:
-        result = run_walkthrough(README, "k8s", workdir, timeout=120)
+        result = run_walkthrough(README, "k8s", workdir, timeout=120, standins=tmp_path / "bin")
     finally:
         ecr.delete_repository(repositoryName="nccl-tests", force=True)
     assert result.returncode == 0, result.output[-4000:]
+    assert calls(calls_log) == [
+        "kubectl apply -f kubernetes/nccl-tests.yaml",
+        "kubectl wait --for=condition=Succeeded --timeout=30m mpijob/nccl-tests",
+        "kubectl logs job/nccl-tests-launcher",
+    ]
+    assert [(o["kind"], o["name"]) for o in applied(calls_log)] == [("mpijob", "nccl-tests")]
+    assert "mpijob.kubeflow.org/nccl-tests created" in result.output
+    assert (folder / "all_reduce.log").read_text() == launcher.read_text()
     assert "# Verdict : OK" in result.output and "[1,0]<stdout>" not in result.output
     text = (folder / "kubernetes" / "nccl-tests.yaml").read_text()
     assert kube.validate_manifest(text) == []

@@ -12,6 +12,7 @@ import yaml
 
 from testbed.kube import validate_manifest
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
+from testbed.standins import applied, calls, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -58,14 +59,17 @@ def test_readme_journey_laptop_to_slurm(artifacts_root):
     assert summary["event"] == "summary" and summary["step"] == 10
 
     # The DRY_RUN preview of a GPU preset: 2 nodes of 8 ranks, nothing submitted.
-    preview = result.output.strip().splitlines()[-1]
+    preview = [line for line in result.output.splitlines() if line.startswith("srun ")][-1]
     assert preview.startswith("srun --nodes=2") and "--nproc-per-node=8" in preview
     assert "--preset llama3_1_8b" in preview
 
 
-def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root):
+def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root, tmp_path):
     require_programs("make k8s", "make", "envsubst")
-    result = run_walkthrough(README, "k8s", artifacts_root / "fsdp-wt-k8s", timeout=120)
+    log = write_standins(tmp_path / "bin")
+    result = run_walkthrough(
+        README, "k8s", artifacts_root / "fsdp-wt-k8s", timeout=120, standins=tmp_path / "bin"
+    )
     assert result.returncode == 0, result.output[-4000:]
     text = (result.workdir / CASE / "build" / "llama3_1_8b.yaml").read_text()
     assert validate_manifest(text) == []
@@ -73,3 +77,6 @@ def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root):
     image = job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["image"]
     assert image == "123456789012.dkr.ecr.us-east-1.amazonaws.com/fsdp:dev"
     assert "kubectl apply -f build/llama3_1_8b.yaml" in result.output
+    assert calls(log) == ["kubectl apply -f build/llama3_1_8b.yaml"]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "fsdp-llama3-1-8b")]
+    assert "pytorchjob.kubeflow.org/fsdp-llama3-1-8b created" in result.output

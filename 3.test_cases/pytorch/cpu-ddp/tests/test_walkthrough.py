@@ -10,6 +10,7 @@ import pytest
 
 from testbed.kube import validate_manifest
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
+from testbed.standins import applied, calls, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -50,9 +51,18 @@ def test_readme_slurm_walkthrough_trains_and_leaves_nothing_running(artifacts_ro
     assert len(run_dirs) == 1 and json.loads((run_dirs[0] / "result.json").read_text())["step"] == 60
 
 
-def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
-    result = run_walkthrough(README, "k8s", artifacts_root / "wt-cpu-ddp-k8s", timeout=120)
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
+    pod_log = tmp_path / "pod.log"
+    pod_log.write_text("cpu-ddp-worker-0 started\n")
+    log = write_standins(tmp_path / "bin", logs={"cpu-ddp-worker-0": pod_log})
+    result = run_walkthrough(
+        README, "k8s", artifacts_root / "wt-cpu-ddp-k8s", timeout=120, standins=tmp_path / "bin"
+    )
     assert result.returncode == 0, result.output[-4000:]
     text = (result.workdir / "3.test_cases" / "pytorch/cpu-ddp" / "kubernetes/cpu-ddp.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/cpu-ddp:dev" in text and "${" not in text
     assert validate_manifest(text) == []
+    assert calls(log) == ["kubectl apply -f kubernetes/cpu-ddp.yaml", "kubectl logs -f cpu-ddp-worker-0"]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "cpu-ddp")]
+    assert "pytorchjob.kubeflow.org/cpu-ddp created" in result.output
+    assert "cpu-ddp-worker-0 started\n" in result.output  # what kubectl logs printed

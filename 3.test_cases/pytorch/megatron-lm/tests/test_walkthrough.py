@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
+from testbed.standins import applied, calls, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
-
-pytestmark = [pytest.mark.framework, pytest.mark.slow]
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CASE = Path("3.test_cases/pytorch/megatron-lm")
@@ -27,6 +26,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.framework
+@pytest.mark.slow
 def test_readme_local_walkthrough_prepares_data_and_trains(artifacts_root, monkeypatch):
     monkeypatch.setenv("VENV", SESSION_VENV)
     monkeypatch.setenv("RDZV_PORT", str(free_port()))
@@ -42,6 +43,8 @@ def test_readme_local_walkthrough_prepares_data_and_trains(artifacts_root, monke
     assert '"event": "summary"' in result.output  # the README's tail of metrics.jsonl
 
 
+@pytest.mark.framework
+@pytest.mark.slow
 @pytest.mark.slurm
 def test_readme_slurm_walkthrough_trains_across_two_nodes(artifacts_root, monkeypatch):
     require_programs("local Slurm", *REQUIRED_PROGRAMS)
@@ -60,13 +63,22 @@ def test_readme_slurm_walkthrough_trains_across_two_nodes(artifacts_root, monkey
     assert (runs[0] / "checkpoints" / "step-00000010" / "COMPLETE").is_file()
 
 
-def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
-    result = run_walkthrough(README, "k8s", artifacts_root / "wt-megatron-lm-k8s", timeout=120)
+# Not marked framework: make k8s needs envsubst only, and the kubectl stand-in the project venv.
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
+    log = write_standins(tmp_path / "bin")
+    result = run_walkthrough(
+        README, "k8s", artifacts_root / "wt-megatron-lm-k8s", timeout=120, standins=tmp_path / "bin"
+    )
     assert result.returncode == 0, result.output[-4000:]
     text = (result.workdir / "3.test_cases" / "pytorch/megatron-lm" / "build/llama3-70b.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/megatron-lm:dev" in text and "${" not in text
+    assert calls(log) == ["kubectl apply -f build/llama3-70b.yaml"]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "llama3-70b")]
+    assert "pytorchjob.kubeflow.org/llama3-70b created" in result.output
 
 
+@pytest.mark.framework
+@pytest.mark.slow
 def test_readme_dry_run_prints_the_srun_command(artifacts_root):
     result = run_walkthrough(README, "dry-run", artifacts_root / "wt-megatron-lm-dry", timeout=120)
     assert result.returncode == 0, result.output[-4000:]

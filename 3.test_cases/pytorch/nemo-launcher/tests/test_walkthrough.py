@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from testbed.kube import validate_manifest
+from testbed.standins import applied, calls, write_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -22,8 +23,20 @@ def test_readme_dry_run_walkthrough(artifacts_root):
     assert "srun --nodes=1 --ntasks=1 --container-image=nvcr.io/nvidia/nemo:24.09" in result.output
 
 
-def test_readme_k8s_walkthrough(artifacts_root):
-    result = run_walkthrough(README, "k8s", artifacts_root / "nemo-launcher-wt-k8s", timeout=120)
+def test_readme_k8s_walkthrough(artifacts_root, tmp_path):
+    pod_log = tmp_path / "pod.log"
+    pod_log.write_text("nemo-launcher-worker-0 started\n")
+    log = write_standins(tmp_path / "bin", logs={"nemo-launcher-worker-0": pod_log})
+    result = run_walkthrough(
+        README, "k8s", artifacts_root / "nemo-launcher-wt-k8s", timeout=120, standins=tmp_path / "bin"
+    )
     assert result.returncode == 0, result.output[-3000:]
     text = (result.workdir / CASE / "kubernetes" / "nemo-launcher.yaml").read_text()
     assert validate_manifest(text) == [] and "nemo-megatron-gpt3_5b_hydra.yaml" in text
+    assert calls(log) == [
+        "kubectl apply -f kubernetes/nemo-launcher.yaml",
+        "kubectl logs -f nemo-launcher-worker-0",
+    ]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "nemo-launcher")]
+    assert "pytorchjob.kubeflow.org/nemo-launcher created" in result.output
+    assert "nemo-launcher-worker-0 started\n" in result.output  # what kubectl logs printed

@@ -10,17 +10,27 @@ from pathlib import Path
 
 import pytest
 
+from testbed.standins import applied, calls, write_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CASE = Path("3.test_cases/pytorch/nemo-run")
 
 
-def test_readme_k8s_walkthrough(artifacts_root):
-    result = run_walkthrough(README, "k8s", artifacts_root / "nemo-run-wt-k8s", timeout=120)
+def test_readme_k8s_walkthrough(artifacts_root, tmp_path):
+    pod_log = tmp_path / "pod.log"
+    pod_log.write_text("nemo-run-worker-0 started\n")
+    log = write_standins(tmp_path / "bin", logs={"nemo-run-worker-0": pod_log})
+    result = run_walkthrough(
+        README, "k8s", artifacts_root / "nemo-run-wt-k8s", timeout=120, standins=tmp_path / "bin"
+    )
     assert result.returncode == 0, result.output[-3000:]
     assert "wrote kubernetes/nemo-run.yaml" in result.output
     assert "srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1" in result.output
+    assert calls(log) == ["kubectl apply -f kubernetes/nemo-run.yaml", "kubectl logs -f nemo-run-worker-0"]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "nemo-run")]
+    assert "pytorchjob.kubeflow.org/nemo-run created" in result.output
+    assert "nemo-run-worker-0 started\n" in result.output  # what kubectl logs printed
 
 
 @pytest.mark.framework

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from testbed.kube import validate_manifest
+from testbed.standins import applied, calls, write_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -44,9 +45,21 @@ def test_readme_configs_walkthrough(artifacts_root, monkeypatch):
     assert os.environ["VENV"] == sys.prefix
 
 
-def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root):
-    result = run_walkthrough(README, "k8s", artifacts_root / "wt-torchtitan-k8s", timeout=120)
+def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
+    pod_log = tmp_path / "pod.log"
+    pod_log.write_text("torchtitan-worker-0 started\n")
+    log = write_standins(tmp_path / "bin", logs={"torchtitan-worker-0": pod_log})
+    result = run_walkthrough(
+        README, "k8s", artifacts_root / "wt-torchtitan-k8s", timeout=120, standins=tmp_path / "bin"
+    )
     assert result.returncode == 0, result.output[-4000:]
     text = (result.workdir / "3.test_cases" / "pytorch/torchtitan" / "kubernetes/torchtitan.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/torchtitan:0.3.0" in text and "${" not in text
     assert validate_manifest(text) == []
+    assert calls(log) == [
+        "kubectl apply -f kubernetes/torchtitan.yaml",
+        "kubectl logs -f torchtitan-worker-0",
+    ]
+    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "torchtitan")]
+    assert "pytorchjob.kubeflow.org/torchtitan created" in result.output
+    assert "torchtitan-worker-0 started\n" in result.output  # what kubectl logs printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -193,6 +194,12 @@ class Trainer:
         accuracy, n_test = self.evaluate()
         summary = self.summary(records, accuracy, n_test)
         self.log.close()
+        # DDP's reducer holds a reference to the process group. Freed first, it leaves the group's last
+        # reference to destroy_process_group(), whose destructor releases the GIL while gloo's threads
+        # finish; dropped by the reducer's destructor, which keeps the GIL, the group waits for a gloo
+        # thread that waits for the GIL: both ranks hang after the summary (torch 2.13, gloo).
+        del self.ddp_model
+        gc.collect()
         shutdown_distributed()
         return summary
 
