@@ -39,8 +39,17 @@ run: setup ## train the FSDP tiny Llama here with torchrun (2 CPU ranks), then s
 	@echo "Slurm:      cd $(MAIN_CASE) && sbatch slurm/llama3_1_8b.sbatch   (here: make cluster-up, then sbatch slurm/tiny.sbatch)"
 	@echo "EKS:        cd $(MAIN_CASE) && make k8s PRESET=llama3_1_8b IMAGE=<registry>/fsdp:<tag> && kubectl apply -f build/llama3_1_8b.yaml"
 
+# Two nox runs side by side (noxfile.py says which session goes where): `-t main` prints as it goes,
+# `-t side` into .testbed/nox-side.log, printed when both have ended; the exit status is the worse one.
 test: setup system-deps ## everything: lint, security scan, unit + integration tests (local Slurm), each framework case's session, docs
-	$(NOX)
+	@mkdir -p .testbed
+	@echo "nox -t side (lint, scans, docs, the other framework cases) runs beside it: .testbed/nox-side.log"
+	@$(NOX) -t side > .testbed/nox-side.log 2>&1 & side=$$!; \
+	$(NOX) -t main; main=$$?; \
+	wait $$side; side=$$?; \
+	echo; echo "----- nox -t side (.testbed/nox-side.log)"; cat .testbed/nox-side.log; \
+	echo "----- nox -t main: exit $$main; nox -t side: exit $$side"; \
+	test $$main = 0 && test $$side = 0
 
 lint: setup ## ruff, shellcheck, hadolint, yamllint, cfn-lint, then checkov; prints the figures README.md records
 	$(NOX) -s lint security

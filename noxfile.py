@@ -46,6 +46,15 @@ FRAMEWORK_CASES: dict[str, str] = {
 }
 
 nox.options.sessions = ["lint", "security", "pcluster", "cluster-python", "tests", *FRAMEWORK_CASES, "docs"]
+
+# `make test` runs two nox processes side by side (the suite waits on Slurm, subprocesses and sockets
+# much of the time; on 2 cores the pair takes about 5 minutes less than one run in sequence):
+# `nox -t main` holds the pytest suite, the pcluster venv its tests use, and the cases whose walkthroughs
+# run torchrun on its default rendezvous port 29500, as the suite's walkthroughs do (README commands as
+# written, so they must not run at the same time); `nox -t side` holds everything else. Plain `nox` runs
+# every session in sequence.
+MAIN_CASES = ("megatron-lm", "nemo-run")
+MAIN, SIDE = ["main"], ["side"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -186,7 +195,7 @@ def checkov_figures(results: dict | list, templates: int, docker: int, pods: int
     return figures, problems
 
 
-@nox.session
+@nox.session(tags=SIDE)
 def lint(session: nox.Session) -> None:
     """Static checks over every file of their kind, then one figures line per tool (the cfn-lint line
     must match README.md's record; ``-- --record`` rewrites it)."""
@@ -235,7 +244,7 @@ def lint(session: nox.Session) -> None:
     check_recorded(session, cfn)
 
 
-@nox.session
+@nox.session(tags=SIDE)
 def security(session: nox.Session) -> None:
     """checkov (CloudFormation, secrets, Dockerfiles, the pods of the Kubernetes templates) offline: zero
     failed checks, every skip inline with a reason; then the figures line, which must match README.md's
@@ -286,7 +295,7 @@ def security(session: nox.Session) -> None:
     check_recorded(session, figures)
 
 
-@nox.session
+@nox.session(tags=MAIN)
 def pcluster(session: nox.Session) -> None:
     """ParallelCluster cluster configs against the package's own schema (offline). Args: config files
     (``--against-aws`` first: also the package's validators, which call AWS or the emulator); none: every
@@ -296,14 +305,14 @@ def pcluster(session: nox.Session) -> None:
     session.run("python", script, *(session.posargs or ["--examples"]))
 
 
-@nox.session(name="cluster-python", venv_backend="none")
+@nox.session(name="cluster-python", venv_backend="none", tags=SIDE)
 def cluster_python(session: nox.Session) -> None:
     """Every requirements.txt a folder installs into a cluster venv, resolved (wheels only, nothing
     downloaded) for the Python of each cluster OS image, or the one its Makefile's venv target picks."""
     session.run(sys.executable, "-m", "testbed.cluster_python")
 
 
-@nox.session(venv_backend="none")
+@nox.session(venv_backend="none", tags=MAIN)
 def tests(session: nox.Session) -> None:
     """The whole pytest suite, in the project venv (``make setup``). Extra args go to pytest."""
     session.run(sys.executable, "-m", "pytest", *session.posargs)
@@ -336,10 +345,10 @@ def _case_session(folder: str):
 
 
 for _name, _folder in FRAMEWORK_CASES.items():
-    nox.session(name=_name)(_case_session(_folder))
+    nox.session(name=_name, tags=MAIN if _name in MAIN_CASES else SIDE)(_case_session(_folder))
 
 
-@nox.session
+@nox.session(tags=SIDE)
 def docs(session: nox.Session) -> None:
     """Build the site from the READMEs, strictly (diagrams, benchmark page: docs/hooks.py), then check it
     in headless Chromium (docs/check_site.py). Args go to the check, e.g. ``-- --keep-artifacts t``."""

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testbed.ports import free_port
+
 FOLDER = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(FOLDER / "src"))
 from jax_llm.config import PRESETS, ConfigError, config_from_args, validate_world  # noqa: E402
@@ -95,7 +97,9 @@ def test_launcher_passes_the_first_failure_and_each_process_gets_its_id(tmp_path
     script.write_text(
         "import os, pathlib, sys, time\n"
         "e = os.environ\n"
-        "print(e['JAX_PROCESS_ID'], e['JAX_NUM_PROCESSES'], e['JAX_COORDINATOR_ADDRESS'], flush=True)\n"
+        # one write per line: two processes share the pipe (print may write each item on its own)
+        "line = ' '.join([e['JAX_PROCESS_ID'], e['JAX_NUM_PROCESSES'], e['JAX_COORDINATOR_ADDRESS']])\n"
+        "os.write(1, (line + '\\n').encode())\n"
         f"done = pathlib.Path({str(tmp_path / 'done')!r})\n"
         "if e['JAX_PROCESS_ID'] == '0':\n"
         "    done.touch()\n"
@@ -103,9 +107,10 @@ def test_launcher_passes_the_first_failure_and_each_process_gets_its_id(tmp_path
         "    while not done.exists(): time.sleep(0.05)\n"
         "    sys.exit(3)\n"
     )
-    result = run("launch.py", "--nproc", "2", "--port", "24000", "--", str(script))
+    port = free_port()
+    result = run("launch.py", "--nproc", "2", "--port", str(port), "--", str(script))
     assert result.returncode == 3
-    assert sorted(result.stdout.splitlines()) == ["0 2 127.0.0.1:24000", "1 2 127.0.0.1:24000"]
+    assert sorted(result.stdout.splitlines()) == [f"0 2 127.0.0.1:{port}", f"1 2 127.0.0.1:{port}"]
 
 
 def test_overrides_and_presets():
