@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -46,3 +47,26 @@ def test_unknown_markers_are_errors(tmp_path):
     finally:
         probe.unlink()
     assert result.returncode != 0 and "not_a_marker" in result.stdout + result.stderr
+
+
+def test_make_test_runs_every_default_session_once():
+    """`make test` runs `nox -t main` beside `nox -t side`: together they are nox's default sessions,
+    each in one of them, so a session added to the noxfile is never left out of make test."""
+
+    def listed(*selection: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "nox", "-l", "--json", *selection],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return [session["name"] for session in json.loads(done.stdout)]
+
+    main, side = listed("-t", "main"), listed("-t", "side")
+    defaults = listed()  # nox.options.sessions: what plain `nox` runs
+    assert not set(main) & set(side), set(main) & set(side)
+    assert sorted(main + side) == sorted(defaults), defaults
+    recipe = (ROOT / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "$(NOX) -t main;" in recipe and "$(NOX) -t side >" in recipe

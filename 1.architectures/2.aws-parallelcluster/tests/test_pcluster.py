@@ -538,8 +538,18 @@ def test_no_hard_coded_region_account_or_az():
 
 
 def test_pcluster_session_is_part_of_make_test():
-    # make test runs nox's default sessions, and pcluster is one of them.
+    # make test runs `nox -t main` (pcluster before the suite, whose tests use its venv) beside `nox -t side`.
     assert re.search(r'nox\.options\.sessions = \[[^\]]*"pcluster"', (ROOT / "noxfile.py").read_text())
     recipe = (ROOT / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
-    assert "\t$(NOX)" in recipe.splitlines()
+    assert "$(NOX) -t main;" in recipe and "$(NOX) -t side >" in recipe
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-l", "--json", "-t", "main"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    main = [session["name"] for session in json.loads(listed.stdout)]
+    assert main.index("pcluster") < main.index("tests"), main
     assert os.path.isfile(FOLDER / "validate_config.py")
