@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 import yaml
 
 from testbed.kube import ManifestSyntaxError, MissingVariableError, parse_documents, render_manifest
+from testbed.walkthrough import repository_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,14 +163,7 @@ def makefile_defaults(folder: Path) -> dict[str, str]:
 
 def template_files(root: Path = REPO_ROOT) -> list[str]:
     """Every Kubernetes template of the repository (paths relative to ``root``, tracked or new)."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *TEMPLATE_PATTERNS],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return sorted({line for line in out.splitlines() if (root / line).is_file()})
+    return sorted({str(path) for path in repository_files(*TEMPLATE_PATTERNS, root=root)})
 
 
 def render(path: Path, extra: Mapping[str, str] | None = None) -> str:

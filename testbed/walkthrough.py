@@ -55,16 +55,17 @@ def check_standins(readme: Path, name: str, standins: Path | None) -> None:
         )
 
 
-def repository_files(*patterns: str) -> list[Path]:
-    """Files git tracks or would track (not ignored), optionally filtered by pathspecs, relative."""
+def repository_files(*patterns: str, root: Path = REPO_ROOT) -> list[Path]:
+    """Files git tracks or would track (not ignored) in ``root``, optionally filtered by pathspecs,
+    relative."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *patterns],
-        cwd=REPO_ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split("\0")
-    return [Path(item) for item in listed if item and (REPO_ROOT / item).is_file()]
+    return [Path(item) for item in listed if item and (root / item).is_file()]
 
 
 def copy_repository(destination: Path) -> Path:
