@@ -15,6 +15,9 @@ need are written into them. Each has one source:
   ``CPUs=``), plus the generators below;
 - ``common/slurm/efa-env.sh.template`` + instance-types.yaml's ``efa_nccl_environment`` ->
   ``slurm/efa-env.sh`` in every test case whose Slurm scripts source it;
+- instance-types.yaml's ``efa_nccl_environment`` -> the region between ``# BEGIN efa-nccl-environment`` and
+  ``# END efa-nccl-environment`` in the hand-written Kubernetes templates and the AWS Batch template
+  (``EFA_ENV_REGIONS``: which groups each file sets, in its own form); the rest of those files is theirs;
 - the generators that render files from templates and facts: FSDP's sbatch scripts and PyTorchJobs
   (``src/generate.py``), the EKS cluster configs (``1.architectures/4.amazon-eks/generate.py``), the EFA
   cheat sheet (``1.architectures/efa_cheatsheet.py``); each keeps its own ``--check``, run from here.
@@ -25,6 +28,7 @@ Copies carry a first line saying where they come from; edit the source, then run
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -65,6 +69,63 @@ COPIES: dict[str, tuple[str, ...]] = {
 INSTANCE_TYPES = "1.architectures/instance-types.yaml"
 EFA_ENV_TEMPLATE = "common/slurm/efa-env.sh.template"
 HYPERPOD_LIFECYCLE = "1.architectures/5.sagemaker-hyperpod/LifecycleScripts/base-config/hyperpod_lifecycle"
+
+
+@dataclass(frozen=True)
+class EnvRegion:
+    """The EFA/NCCL variables one file sets, written between its BEGIN and END marker lines.
+
+    ``groups`` are efa_nccl_environment's groups in the order written; ``socket_ifname`` stands for
+    NCCL_SOCKET_IFNAME with the form's value (Kubernetes: pod networking). ``only`` keeps just those
+    variables of the groups. What a file sets under a condition of its own (an envsubst value, a
+    CloudFormation ``!If``) or that only it needs stays hand-written outside the region.
+    """
+
+    form: str  # "kubernetes" (- name/value) or "cloudformation" (- Name/Value)
+    groups: tuple[str, ...]
+    only: tuple[str, ...] = ()
+
+
+EFA_REGION = "efa-nccl-environment"
+EFA_REGION_BEGIN, EFA_REGION_END = f"# BEGIN {EFA_REGION}", f"# END {EFA_REGION}"
+# The PyTorchJobs run on GPUDirect-RDMA instances (p4d/p5*/p6, trn*); a group a file leaves out is its
+# choice (bionemo: no tuner); FI_EFA_USE_DEVICE_RDMA follows the instance type in the MPIJob
+# (${DEVICE_RDMA}) and the Batch job (!If DeviceRdma), so there it stays outside the region.
+EFA_ENV_REGIONS: dict[str, EnvRegion] = {
+    "3.test_cases/pytorch/bionemo/kubernetes/train.yaml-template": EnvRegion(
+        "kubernetes", ("efa", "socket_ifname", "device_rdma", "gpu")
+    ),
+    "3.test_cases/pytorch/megatron-lm/kubernetes/pytorchjob.yaml-template": EnvRegion(
+        "kubernetes", ("efa", "socket_ifname", "device_rdma", "tuner", "gpu")
+    ),
+    "3.test_cases/pytorch/mosaicml-composer/kubernetes/composer.yaml-template": EnvRegion(
+        "kubernetes", ("efa", "socket_ifname", "device_rdma", "tuner", "gpu")
+    ),
+    "3.test_cases/pytorch/picotron/kubernetes/picotron.yaml-template": EnvRegion(
+        "kubernetes", ("efa", "socket_ifname", "device_rdma", "tuner", "gpu")
+    ),
+    # Trainium: the Neuron runtime reads libfabric's provider and RDMA switch, not NCCL's or CUDA's settings.
+    "3.test_cases/pytorch/neuronx-distributed/kubernetes/pretrain.yaml-template": EnvRegion(
+        "kubernetes", ("efa", "device_rdma"), only=("FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA")
+    ),
+    f"{VALIDATION}/6.nccl-tests/kubernetes/nccl-tests.yaml-template": EnvRegion(
+        "kubernetes", ("efa", "socket_ifname", "tuner")
+    ),
+    "1.architectures/3.aws-batch/aws-batch-nccl.yaml": EnvRegion("cloudformation", ("efa", "tuner")),
+}
+EFA_REGION_FORMS = {  # form -> (name key, value key, socket_ifname entry)
+    "kubernetes": ("name", "value", "kubernetes"),
+    "cloudformation": ("Name", "Value", None),
+}
+EFA_REGION_TEMPLATE = """\
+{% for line in comments %}
+{{ indent }}# {{ line }}
+{% endfor %}
+{% for name, value in variables %}
+{{ indent }}- {{ name_key }}: {{ name }}
+{{ indent }}  {{ value_key }}: {{ value | quoted }}
+{% endfor %}
+"""
 GENERATORS = (
     "3.test_cases/pytorch/FSDP/src/generate.py",
     "1.architectures/4.amazon-eks/generate.py",
@@ -77,6 +138,7 @@ class Target:
     path: Path  # relative to the root
     text: str
     source: str
+    region: str = ""  # set where only a marked region of the file is written (the rest is hand-written)
 
 
 class SourceError(Exception):
@@ -201,6 +263,72 @@ def efa_env_folders(root: Path) -> list[Path]:
     )
 
 
+def region_variables(table: dict, region: EnvRegion) -> list[tuple[str, str]]:
+    """(name, value) of the region's groups, in order, from efa_nccl_environment."""
+    socket_form = EFA_REGION_FORMS[region.form][2]
+    variables: list[tuple[str, str]] = []
+    for group in region.groups:
+        if group == "socket_ifname":
+            if socket_form is None:
+                raise ValueError(f"the {region.form} form has no socket_ifname entry")
+            variables.append(("NCCL_SOCKET_IFNAME", str(table["socket_ifname"][socket_form])))
+        else:
+            variables += [(str(name), str(value)) for name, value in table[group].items()]
+    if region.only:
+        missing = sorted(set(region.only) - {name for name, _ in variables})
+        if missing:
+            raise ValueError(f"{', '.join(missing)} not in the groups {', '.join(region.groups)}")
+        variables = [(name, value) for name, value in variables if name in region.only]
+    return variables
+
+
+def efa_env_region(root: Path, relative: str, region: EnvRegion, table: dict) -> str:
+    """The whole text of ``relative`` with its efa-nccl-environment region rendered from the table."""
+    text = read_source(root, relative)
+    lines = text.splitlines(keepends=True)
+    begins = [i for i, line in enumerate(lines) if line.strip() == EFA_REGION_BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == EFA_REGION_END]
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        raise SourceError(
+            f"{root / relative}: expected one '{EFA_REGION_BEGIN}' line and, below it, one "
+            f"'{EFA_REGION_END}' line around the EFA/NCCL variables"
+        )
+    begin, end = begins[0], ends[0]
+    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+    described = []  # the groups, and which of their variables when not all of them
+    for group in region.groups:
+        if group == "socket_ifname":
+            described.append(f"socket_ifname.{EFA_REGION_FORMS[region.form][2]}")
+            continue
+        chosen = [name for name in table[group] if not region.only or name in region.only]
+        described.append(group if len(chosen) == len(table[group]) else f"{group} ({', '.join(chosen)})")
+    environment = jinja2.Environment(  # noqa: S701 - YAML, not HTML: values are quoted by the filter
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+    )
+    environment.filters["quoted"] = json.dumps  # a JSON string is a YAML double-quoted scalar
+    name_key, value_key, _ = EFA_REGION_FORMS[region.form]
+    body = environment.from_string(EFA_REGION_TEMPLATE).render(
+        indent=indent,
+        comments=[
+            f"Written by common/sync.py from {INSTANCE_TYPES}: edit there, then make sync.",
+            f"efa_nccl_environment: {', '.join(described)}.",
+        ],
+        variables=region_variables(table, region),
+        name_key=name_key,
+        value_key=value_key,
+    )
+    return "".join(lines[: begin + 1]) + body + "".join(lines[end:])
+
+
+def efa_env_regions(root: Path) -> list[Target]:
+    """Every file of EFA_ENV_REGIONS with its region written from the table."""
+    table = load_facts(root)["efa_nccl_environment"]
+    return [
+        Target(Path(path), efa_env_region(root, path, region, table), INSTANCE_TYPES, EFA_REGION)
+        for path, region in EFA_ENV_REGIONS.items()
+    ]
+
+
 def generated(root: Path) -> list[Target]:
     """Every file this tool writes itself: the copies and the tables written from instance-types.yaml."""
     try:
@@ -215,11 +343,18 @@ def generated(root: Path) -> list[Target]:
         raise SourceError(
             f"{root / INSTANCE_TYPES} or {EFA_ENV_TEMPLATE}: cannot write efa-env.sh ({exc})"
         ) from exc
+    try:
+        regions = efa_env_regions(root)
+    except (KeyError, TypeError, ValueError, AttributeError, jinja2.TemplateError) as exc:
+        raise SourceError(
+            f"{root / INSTANCE_TYPES}: cannot write the efa-nccl-environment regions ({exc})"
+        ) from exc
     return (
         copies(root)
         + [Target(Path(pkg) / "device_peaks.py", peaks, INSTANCE_TYPES) for pkg in TRAINER_PACKAGES]
         + [Target(Path(HYPERPOD_LIFECYCLE) / "instance_cores.py", cores, INSTANCE_TYPES)]
         + [Target(case / "slurm" / "efa-env.sh", efa_env, EFA_ENV_TEMPLATE) for case in efa_env_folders(root)]
+        + regions
     )
 
 
@@ -262,11 +397,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}; fix the source, then run 'make sync' (nothing written)", file=sys.stderr)
         return 2
     if args.check:
-        problems = [f"{t.path} differs from {t.source}" for t in stale]
+        problems = [
+            f"{t.path}: the region '{t.region}' differs from {t.source}"
+            if t.region
+            else f"{t.path} differs from {t.source}"
+            for t in stale
+        ]
     else:
         for target in stale:
             (args.root / target.path).write_text(target.text, encoding="utf-8")
-            print(f"wrote {target.path} (from {target.source})")
+            part = f"the region '{target.region}' of " if target.region else ""
+            print(f"wrote {part}{target.path} (from {target.source})")
         problems = []
     problems += run_generators(args.root, args.check)
     for problem in problems:
