@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -214,7 +215,10 @@ class LocalSlurm:
         prolog: Path | None = None,
         epilog: Path | None = None,
         partitions: Mapping[str, Sequence[str]] | None = None,
+        gpus_per_node: int = 0,
     ) -> None:
+        # gpus_per_node: GPUs each node declares as a count-only gres (no device files: jobs that ask for
+        # `--gpus-per-node=8` or `--gres=gpu:8` are scheduled as on a GPU cluster; nothing sees a device).
         # partitions: {name: [node names]} instead of one partition of n1..nN (e.g. the node and
         # partition layout a cluster's own configuration declares, see partitions_from_conf).
         self.partitions = _check_partitions(partitions) if partitions else None
@@ -222,7 +226,10 @@ class LocalSlurm:
             nodes = len(_unique_nodes(self.partitions))
         if nodes < 1 or cpus_per_node < 1:
             raise ValueError(f"nodes={nodes} and cpus_per_node={cpus_per_node} must be at least 1")
+        if gpus_per_node < 0:
+            raise ValueError(f"gpus_per_node={gpus_per_node} must be 0 or more")
         self.nodes = nodes
+        self.gpus_per_node = gpus_per_node
         # Node health hooks: slurmd runs them (as this user) on every node of an allocation.
         self.prolog = Path(prolog).resolve() if prolog else None
         self.epilog = Path(epilog).resolve() if epilog else None
@@ -262,6 +269,7 @@ class LocalSlurm:
             Path(state_dir),
             partition=state["partition"],
             partitions=state.get("partitions"),
+            gpus_per_node=state.get("gpus_per_node", 0),
         )
         cluster._pids = {name: int(pid) for name, pid in state["pids"].items()}
         cluster._owns_state_dir = True
@@ -354,11 +362,24 @@ class LocalSlurm:
         ctld_port, *node_ports = _free_ports(1 + self.nodes)
         host = socket.gethostname().split(".")[0]
         memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+        gres = f" Gres=gpu:{self.gpus_per_node}" if self.gpus_per_node else ""
         node_lines = "\n".join(
             f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} "
-            f"CPUs={self.cpus_per_node} RealMemory={memory_mb} State=UNKNOWN"
+            f"CPUs={self.cpus_per_node} RealMemory={memory_mb}{gres} State=UNKNOWN"
             for name, port in zip(self.node_names, node_ports, strict=True)
         )
+        if self.gpus_per_node:
+            node_lines = "GresTypes=gpu\n" + node_lines
+            # Slurm drops a GPU gres without File=: empty stand-in files take the devices' place (no
+            # cgroup constrains devices here), so jobs get CUDA_VISIBLE_DEVICES as on a GPU node.
+            devices = self.state_dir / "dev"
+            devices.mkdir(exist_ok=True)
+            for index in range(self.gpus_per_node):
+                (devices / f"gpu{index}").touch()
+            (self.state_dir / "gres.conf").write_text(
+                f"NodeName={','.join(self.node_names)} Name=gpu Count={self.gpus_per_node} "
+                f"File={devices}/gpu[0-{self.gpus_per_node - 1}]\n"
+            )
         self.conf_path.write_text(
             _CONF_TEMPLATE.format(
                 host=host,
@@ -433,7 +454,7 @@ class LocalSlurm:
         self._procs[name] = proc
         self._pids[name] = proc.pid
         state = {"nodes": self.nodes, "cpus_per_node": self.cpus_per_node, "partition": self.partition}
-        state |= {"partitions": self.partitions}
+        state |= {"partitions": self.partitions, "gpus_per_node": self.gpus_per_node}
         state |= {"conf": str(self.conf_path), "pids": self._pids}
         (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
@@ -552,6 +573,13 @@ class LocalSlurm:
         argv = ["sbatch", "--parsable", *sbatch_args, str(path), *args]
         out = self._run(argv, env={**self.env, **(env or {})}, cwd=workdir)
         return Job(self, int(out.strip().split(";")[0]))
+
+    def submitted(self, output: str, timeout: float = 120) -> list[Job]:
+        """The jobs an ``sbatch`` printed into ``output`` (``Submitted batch job N``), each waited for."""
+        jobs = [Job(self, int(number)) for number in re.findall(r"^Submitted batch job (\d+)$", output, re.M)]
+        for job in jobs:
+            job.wait(timeout)
+        return jobs
 
     def _script_path(self, script: str | Path, base: Path) -> Path:
         if isinstance(script, str) and "\n" in script:

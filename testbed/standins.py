@@ -1,4 +1,5 @@
-"""Stand-ins for the cluster CLIs that cannot run here: ``kubectl``, ``eksctl`` and ``helm``.
+"""Stand-ins for the cluster CLIs that cannot run here: ``kubectl``, ``eksctl`` and ``helm`` (and, from
+:mod:`testbed.job_standins`, ``srun`` inside a job, ``docker`` and ``enroot``).
 
 :func:`write_standins` writes the three as Python scripts (run by this venv's Python, so they import
 ``testbed``) into a bin folder that a test puts first on ``PATH`` (``run_walkthrough(...,
@@ -27,6 +28,9 @@ call: the tool and its arguments joined by spaces). What they do beyond recordin
   every other eksctl and every helm call is recorded only.
 
 The applied objects live in ``objects.json`` beside the log; :func:`applied` reads them.
+:func:`run_with_standins` writes the stand-ins and runs a README walkthrough with them, the one shape
+of the cases' walkthrough tests: ``run_with_standins(...).check()``, then what it recorded (``calls``,
+``applied``, ``launches``, ``images``).
 """
 
 from __future__ import annotations
@@ -39,12 +43,15 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed import kube
+from testbed import job_standins, kube
+from testbed.walkthrough import WalkthroughResult, run_walkthrough
 
 TOOLS = ("kubectl", "eksctl", "helm")
+JOB_TOOLS = job_standins.JOB_TOOLS  # srun, docker, enroot: see testbed/job_standins.py
 CONFIG = "standins.json"
 LOG = "calls.log"
 OBJECTS = "objects.json"
@@ -69,14 +76,18 @@ def write_standins(
     logs: Mapping[str, Path] | None = None,
     crd_versions: str = "",
     present: Iterable[str] = (),
+    tools: Iterable[str] = TOOLS,
+    instance_type: str | None = None,
 ) -> Path:
-    """Write ``kubectl``, ``eksctl`` and ``helm`` stand-ins into ``bin_dir``; return the calls log.
+    """Write the stand-ins ``tools`` (``kubectl``, ``eksctl`` and ``helm`` by default; any of
+    ``JOB_TOOLS``: ``srun``, ``docker``, ``enroot``) into ``bin_dir``; return the calls log.
 
     ``logs`` maps a ``kubectl logs`` target as the command names it (``job/nccl-tests-launcher``,
     ``cpu-ddp-worker-0``) to the file it prints. ``crd_versions`` is what ``kubectl get crd`` prints
     (empty: the CRD does not exist). ``present`` names objects the cluster has without an apply the
     stand-in could read, as ``kind/name`` or ``kind/name@namespace``
-    (``deployment/mpi-operator@mpi-operator``).
+    (``deployment/mpi-operator@mpi-operator``). ``instance_type``: the node type ``nvidia-smi`` lists the
+    GPUs of (none: it fails as without a driver).
     """
     bin_dir.mkdir(parents=True, exist_ok=True)
     log = bin_dir / LOG
@@ -92,10 +103,13 @@ def write_standins(
         "logs": {target: str(Path(path).resolve()) for target, path in (logs or {}).items()},
         "crd_versions": crd_versions,
         "bin": str(bin_dir.resolve()),
+        "instance_type": instance_type,
     }
     (bin_dir / CONFIG).write_text(json.dumps(config, indent=1))
     python = _python()
-    for tool in TOOLS:
+    for tool in tools:
+        if tool not in TOOLS + JOB_TOOLS:
+            raise ValueError(f"no stand-in for {tool!r}; there are {', '.join(TOOLS + JOB_TOOLS)}")
         script = bin_dir / tool
         script.write_text(
             f"#!{python}\n"
@@ -106,6 +120,64 @@ def write_standins(
         )
         script.chmod(0o755)
     return log
+
+
+@dataclass
+class StandinRun:
+    """A walkthrough run with stand-ins: its result and what the stand-ins recorded."""
+
+    result: WalkthroughResult
+    log: Path
+
+    @property
+    def output(self) -> str:
+        return self.result.output
+
+    @property
+    def workdir(self) -> Path:
+        return self.result.workdir
+
+    def check(self) -> StandinRun:
+        """Fail (AssertionError with the output's tail) unless every block succeeded."""
+        assert self.result.returncode == 0, self.result.output[-4000:]
+        return self
+
+    @property
+    def calls(self) -> list[str]:
+        return calls(self.log)
+
+    @property
+    def applied(self) -> list[dict[str, Any]]:
+        return applied(self.log)
+
+    @property
+    def launches(self) -> list[dict[str, Any]]:
+        return job_standins.launches(self.log)
+
+    @property
+    def images(self) -> dict[str, Any]:
+        return job_standins.images(self.log)
+
+
+def run_with_standins(
+    readme: Path,
+    name: str,
+    workdir: Path,
+    bin_dir: Path,
+    *,
+    timeout: float = 600,
+    env: Mapping[str, str] | None = None,
+    **standins: Any,
+) -> StandinRun:
+    """Write the stand-ins into ``bin_dir`` (``write_standins(bin_dir, **standins)``), then run walkthrough
+    ``name`` of ``readme`` with them in a copy of the repository under ``workdir``. ``env``: what the
+    place the README's commands run on provides (``SLURM_CONF`` of the test's cluster); with
+    ``instance_type=``, the node's shape too (``job_standins.node_env``: its type and EFA devices)."""
+    log = write_standins(bin_dir, **standins)
+    if standins.get("instance_type"):
+        env = {**job_standins.node_env(standins["instance_type"], bin_dir), **(env or {})}
+    result = run_walkthrough(readme, name, workdir, timeout=timeout, standins=bin_dir, env=env)
+    return StandinRun(result, log)
 
 
 def _python() -> str:
@@ -144,8 +216,10 @@ def main(tool: str, config_file: str, argv: list[str]) -> int:
             return _Kubectl(config).run(argv)
         if tool == "eksctl":
             return _eksctl(argv)
+        if tool in JOB_TOOLS:
+            return job_standins.run(tool, config, argv)
         return 0
-    except _Refused as refused:
+    except (_Refused, job_standins.Refused) as refused:
         print(str(refused), file=sys.stderr)
         return 1
 

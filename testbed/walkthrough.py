@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,24 +82,31 @@ def copy_repository(destination: Path) -> Path:
 
 
 def run_walkthrough(
-    readme: Path, name: str, workdir: Path, timeout: float = 600, standins: Path | None = None
+    readme: Path,
+    name: str,
+    workdir: Path,
+    timeout: float = 600,
+    standins: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> WalkthroughResult:
     """Run walkthrough ``name`` of ``readme`` in a fresh copy of the repository under ``workdir``.
 
     ``standins``: a bin folder of stand-ins for the cloud's CLIs (``testbed.standins.write_standins``),
-    put first on ``PATH``, ahead of the venv.
+    put first on ``PATH``, ahead of the venv. ``env``: variables of the place the commands run on, which
+    the README takes as given (``SLURM_CONF`` of a cluster the test started in the cluster's shape).
     """
     script = "\n".join(extract_blocks(readme, name))
     check_standins(readme, name, standins)
     copy = copy_repository(workdir)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
-    env["PATH"] = f"{copy / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
+    environment["PATH"] = f"{copy / '.venv' / 'bin'}{os.pathsep}{environment.get('PATH', '')}"
     if standins is not None:
-        env["PATH"] = f"{Path(standins).resolve()}{os.pathsep}{env['PATH']}"
+        environment["PATH"] = f"{Path(standins).resolve()}{os.pathsep}{environment['PATH']}"
+    environment |= dict(env or {})
     completed = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=copy,
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=timeout,
