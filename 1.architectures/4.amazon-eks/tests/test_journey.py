@@ -5,9 +5,10 @@ The README's `eks` walkthrough runs as written in a copy of the repository, with
 the emulator and stand-ins for the cluster's CLIs (`testbed.standins`): `eksctl` validates the cluster
 config against eksctl's schema, `helm` records, `kubectl` validates every manifest it applies against the
 CRDs of the pinned releases and the Kubernetes schemas, waits only for what was applied, and prints a
-recorded nccl-tests launcher log (tagged as `mpirun --tag-output` prints it) for `kubectl logs`. The
-illustrative blocks need a real registry; the closest real thing runs instead: the training operator
-overlay is built with kubectl's kustomize, `aws ecr get-login-password` runs against the emulator.
+recorded nccl-tests launcher log (tagged as `mpirun --tag-output` prints it) for `kubectl logs`; `docker`
+checks each build (Dockerfile, context, COPY sources, FROM) and records the login and pushes, with the
+password `aws ecr get-login-password` gets from the emulator. The training operator overlay is built with
+kubectl's kustomize.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from testbed import kube
-from testbed.standins import applied, calls, write_standins
+from testbed.job_standins import images
+from testbed.standins import JOB_TOOLS, TOOLS, applied, calls, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import MARKER, run_walkthrough
 
@@ -65,7 +66,9 @@ def journey(aws_emulator, artifacts_root):
     launcher = artifacts_root / "eks-launcher.log"
     launcher.write_text(launcher_log(RECORDED))
     bin_dir = artifacts_root / "wt-eks-bin"
-    log = write_standins(bin_dir, logs={"job/nccl-tests-launcher": launcher}, present=OPERATORS)
+    log = write_standins(
+        bin_dir, logs={"job/nccl-tests-launcher": launcher}, present=OPERATORS, tools=TOOLS + JOB_TOOLS
+    )
     with pytest.MonkeyPatch.context() as patch:
         aws_emulator.export(patch.setenv)
         result = run_walkthrough(README, "eks", workdir, timeout=300, standins=bin_dir)
@@ -146,29 +149,20 @@ def test_the_pytorchjobs_are_valid_for_the_pinned_training_operator(journey) -> 
 
 
 @pytest.mark.aws_emulator
-def test_the_login_and_push_block_against_the_emulator(aws_emulator) -> None:
-    """The aws side of `get-login-password | docker login` runs; the builds tag what the jobs pull."""
-    block = block_after(README, "## Push the images to Amazon ECR", 1)
-    login = next(line for line in block.splitlines() if "get-login-password" in line)
-    aws_side, docker_side = (shlex.split(part) for part in login.split("|"))
-    assert docker_side == ["docker", "login", "--username", "AWS", "--password-stdin", "$REGISTRY"]
-    env = aws_emulator.environ() | {"AWS_DEFAULT_REGION": REGION}
-    done = subprocess.run(
-        [str(ROOT / ".venv/bin/aws"), *aws_side[1:]], env=env, capture_output=True, text=True, check=False
+def test_the_login_build_and_push_block_pushes_what_the_jobs_pull(journey) -> None:
+    """`aws ecr get-login-password | docker login` got a password from the emulator's ECR; each make
+    container built its folder's Dockerfile with the registry tag the manifests name; all three pushed."""
+    pushed = [f"{REGISTRY}/{repository}:{TAG}" for repository in ("nccl-tests", "fsdp", "cpu-ddp")]
+    state = images(journey.calls_log)
+    assert state["logins"] == [REGISTRY] and state["pushed"] == pushed
+    dockerfiles = {tag: Path(state["built"][tag]["dockerfile"]).name for tag in pushed}
+    assert dockerfiles == dict(
+        zip(pushed, ["nccl-tests.Dockerfile", "fsdp.Dockerfile", "cpu-ddp.Dockerfile"], strict=True)
     )
-    assert done.returncode == 0 and done.stdout.strip(), done.stderr
-    folders = {"nccl-tests": NCCL, "fsdp": ROOT / "3.test_cases/pytorch/FSDP"}
-    folders["cpu-ddp"] = ROOT / "3.test_cases/pytorch/cpu-ddp"
-    for repository, folder in folders.items():
-        image = f"{REGISTRY}/{repository}:{TAG}"
-        build = subprocess.run(
-            ["make", "-n", "-C", str(folder), "container", f"IMAGE_TAG={image}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert re.search(rf"^docker build .*-t {re.escape(image)}", build, re.MULTILINE), build
-        assert f'docker push "$REGISTRY/{repository}:$TAG"' in block
+    made = calls(journey.calls_log)
+    assert made.index(f"docker login --username AWS --password-stdin {REGISTRY}") < made.index(
+        f"docker push {pushed[0]}"
+    )
 
 
 # --------------------------------------------------------------------------- make addons
@@ -191,7 +185,7 @@ def make_addons(tools: Path) -> subprocess.CompletedProcess:
 def test_the_cluster_blocks_chain_through_the_stand_ins(journey) -> None:
     """Create, add-ons, storage, verify, the jobs and delete, as the walkthrough ran them: each make target
     finds what the one before rendered, each manifest was admitted, and delete removes what was applied."""
-    made = calls(journey.calls_log)
+    made = [line for line in calls(journey.calls_log) if not line.startswith("docker ")]  # the test above
     assert made[0] == "eksctl create cluster -f build/cluster.yaml"
     assert made[-1] == "eksctl delete cluster -f build/cluster.yaml --wait"
     jobs = [
