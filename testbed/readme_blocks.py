@@ -248,8 +248,8 @@ def classify(blocks: list[ShellBlock], runs: frozenset[tuple[str, str]] | set) -
             else:
                 census.offenders.append(
                     f"{block.where}: walkthrough '{walkthrough[1]}' is run by no test; call "
-                    f'run_walkthrough(<{block.readme}>, "{walkthrough[1]}", ...) in a test, or mark the '
-                    "block <!-- illustrative: why it cannot run here -->"
+                    f'run_walkthrough(<{block.readme}>, "{walkthrough[1]}", ...) (or run_with_standins) in a '
+                    "test, or mark the block <!-- illustrative: why it cannot run here -->"
                 )
         elif ILLUSTRATIVE_MARKER.fullmatch(block.marker):
             census.illustrative.append(block)

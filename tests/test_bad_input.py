@@ -628,6 +628,20 @@ COMMANDS: list[Command] = [
         (*FOLDERS, "empty folder"),
     ),
     Command(
+        "hyperpod resource_config --cluster-name",
+        (PY, f"{HYPERPOD}/resource_config.py", "--cluster-name", "{text}", "--out", "{fresh_out}"),
+        ("newline", "64 characters with hyphens", "hash", "colon", "quotes", "over-long", "empty"),
+    ),
+    Command(
+        "hyperpod resource_config --out",
+        (PY, f"{HYPERPOD}/resource_config.py", "--cluster-name", "ml-hp", "--out", "{out}"),
+        ("a folder", "output under a file"),
+    ),
+    Command("testbed.k8s_pods OUT_DIR", (PY, "-m", "testbed.k8s_pods", "{out}"), ("output under a file",)),
+    Command(
+        "docs/check_site --site", (PY, "docs/check_site.py", "--site", "{dir}"), (*FOLDERS, "empty folder")
+    ),
+    Command(
         "testbed/schemas/refresh --git NAME",
         (PY, "testbed/schemas/refresh.py", "--check", "--git", "{text}=."),
         tuple(TEXTS),

@@ -19,12 +19,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+# SageMaker's patterns for a cluster name and a cluster ARN (CreateCluster / DescribeCluster).
+CLUSTER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+CLUSTER_NAME_MAX = 63
+CLUSTER_ARN = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:cluster/[a-z0-9]{12}")
 
 
 class LayoutError(Exception):
@@ -82,12 +88,32 @@ def _launch_order(summary: dict[str, Any]) -> tuple[str, str]:
     return (str(summary.get("LaunchTime", "")), summary["InstanceId"])
 
 
+def input_problem(cluster_name: str, out: Path) -> str | None:
+    """What is wrong with the arguments before any AWS call (SageMaker's own name and ARN patterns)."""
+    named = len(cluster_name) <= CLUSTER_NAME_MAX and CLUSTER_NAME.fullmatch(cluster_name)
+    if not (named or CLUSTER_ARN.fullmatch(cluster_name)):
+        return (
+            f"--cluster-name {cluster_name[:80]!r} is neither a cluster name (letters, digits and inner "
+            "hyphens, at most 63) nor a cluster ARN; pass the name create-cluster was given"
+        )
+    if out.is_dir():
+        return f"cannot write --out {out}: it is a folder; pass a file path such as {out / 'resource_config.json'}"
+    blocking = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        return f"cannot write --out {out}: {blocking} is a file, not a folder; pass a writable path"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cluster-name", required=True, help="the cluster's name or ARN")
     parser.add_argument("--region", help="AWS region of the cluster (default: your AWS configuration)")
     parser.add_argument("--out", type=Path, default=Path("build/resource_config.json"), help="%(default)s")
     args = parser.parse_args(argv)
+    problem = input_problem(args.cluster_name, args.out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         session = boto3.session.Session(region_name=args.region)
         if not session.region_name:
