@@ -27,7 +27,8 @@ SHELL_LANGUAGES = ("bash", "sh", "console", "shell")
 RUNNABLE_LANGUAGES = ("bash", "sh", "console")  # what testbed.walkthrough extracts
 WALKTHROUGH_MARKER = re.compile(MARKER_COMMENT)  # group 1 the name, group 2 the stand-in note or None
 ILLUSTRATIVE_MARKER = re.compile(r"<!--\s*illustrative:\s*\S.*?-->")
-RUNNERS = ("run_walkthrough", "run_with_standins")  # the functions that run a README's walkthrough
+# The functions that run a README's walkthrough (the last two with stand-ins, testbed/standins.py).
+RUNNERS = ("run_walkthrough", "run_with_standins", "run_on_cluster")
 EXCLUDED = (".nox/", ".venv/", "site/", "node_modules/")
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
 

@@ -30,7 +30,8 @@ call: the tool and its arguments joined by spaces). What they do beyond recordin
 The applied objects live in ``objects.json`` beside the log; :func:`applied` reads them.
 :func:`run_with_standins` writes the stand-ins and runs a README walkthrough with them, the one shape
 of the cases' walkthrough tests: ``run_with_standins(...).check()``, then what it recorded (``calls``,
-``applied``, ``launches``, ``images``).
+``applied``, ``launches``, ``images``); :func:`run_on_cluster` does the same on a local Slurm shaped like
+the README's cluster and waits for the jobs the walkthrough submitted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,7 @@ class StandinRun:
 
     result: WalkthroughResult
     log: Path
+    jobs: list[Any] = field(default_factory=list)  # testbed.slurm Jobs it submitted (run_on_cluster)
 
     @property
     def output(self) -> str:
@@ -158,6 +160,10 @@ class StandinRun:
     def images(self) -> dict[str, Any]:
         return job_standins.images(self.log)
 
+    def launches_of(self, job: Any) -> list[dict[str, Any]]:
+        """The srun launches of one job (jobs run side by side: their launches interleave)."""
+        return [launch for launch in self.launches if launch["job"] == str(job.id)]
+
 
 def run_with_standins(
     readme: Path,
@@ -178,6 +184,40 @@ def run_with_standins(
         env = {**job_standins.node_env(standins["instance_type"], bin_dir), **(env or {})}
     result = run_walkthrough(readme, name, workdir, timeout=timeout, standins=bin_dir, env=env)
     return StandinRun(result, log)
+
+
+def run_on_cluster(
+    readme: Path,
+    name: str,
+    workdir: Path,
+    bin_dir: Path,
+    cluster: Any,
+    *,
+    instance_type: str = "p5.48xlarge",
+    tools: Iterable[str] = JOB_TOOLS,
+    timeout: float = 600,
+    job_timeout: float = 120,
+    **standins: Any,
+) -> StandinRun:
+    """Walkthrough ``name`` of ``readme`` on the head node of ``cluster`` (a ``testbed.slurm.LocalSlurm``
+    shaped like the README's cluster, e.g. the ``gpu_slurm`` fixture) whose nodes are ``instance_type``:
+    run with the job stand-ins, checked; then every job it submitted waited for, each of which must have
+    COMPLETED (``run.jobs``, in submission order; ``run.launches_of(job)``)."""
+    run = run_with_standins(
+        readme,
+        name,
+        workdir,
+        bin_dir,
+        timeout=timeout,
+        env={"SLURM_CONF": str(cluster.conf_path)},
+        tools=tools,
+        instance_type=instance_type,
+        **standins,
+    ).check()
+    run.jobs = cluster.submitted(run.output, timeout=job_timeout)
+    failed = [job for job in run.jobs if job.state != "COMPLETED"]
+    assert not failed, "\n".join(f"job {job.id}: {job.state}\n{job.output()[-2000:]}" for job in failed)
+    return run
 
 
 def _python() -> str:

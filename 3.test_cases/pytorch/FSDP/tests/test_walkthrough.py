@@ -12,7 +12,7 @@ import yaml
 
 from testbed.kube import validate_manifest
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
-from testbed.standins import JOB_TOOLS, applied, calls, run_with_standins, write_standins
+from testbed.standins import applied, calls, run_on_cluster, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -86,20 +86,9 @@ def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root, tmp_p
 def test_readme_gpu_cluster_walkthrough_submits_on_a_p5_shaped_slurm(gpu_slurm, artifacts_root, tmp_path):
     """Sections 2 (GPU cluster) and 3 as written: the batch scripts run on a real Slurm of 4 nodes x 8
     GPUs; only srun (the GPU ranks), docker and enroot are stood in for."""
-    run = run_with_standins(
-        README,
-        "gpu-cluster",
-        artifacts_root / "fsdp-wt-gpu",
-        tmp_path / "bin",
-        tools=JOB_TOOLS,
-        instance_type="p5.48xlarge",
-        env={"SLURM_CONF": str(gpu_slurm.conf_path)},
-    ).check()
-    jobs = gpu_slurm.submitted(run.output)
-    assert [job.state for job in jobs] == ["COMPLETED"] * 3
-    assert [len(job.nodes) for job in jobs] == [2, 4, 2]
-    by_job = {launch["job"]: launch for launch in run.launches}  # the jobs ran side by side
-    _, venv, container = (by_job[str(job.id)] for job in jobs)
+    run = run_on_cluster(README, "gpu-cluster", artifacts_root / "fsdp-wt-gpu", tmp_path / "bin", gpu_slurm)
+    assert [len(job.nodes) for job in run.jobs] == [2, 4, 2]
+    _, (venv,), (container,) = (run.launches_of(job) for job in run.jobs)
     assert venv["num_nodes"] == 4 and venv["options"]["--ntasks-per-node"] == "1"
     assert venv["command"][0] == str(Path(run.workdir, ".venv", "bin", "torchrun").resolve())
     assert "--nproc-per-node=8" in venv["command"] and venv["command"][-2:] == ["--max-steps", "2000"]
