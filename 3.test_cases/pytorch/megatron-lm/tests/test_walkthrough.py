@@ -1,5 +1,7 @@
 """The README's sections 1 and 2 run as written, with this session's venv (megatron-core) as VENV: the
-sample data and a 2-rank run here; then a 2-node local Slurm cluster up, `make slurm`, the output, down."""
+sample data and a 2-rank run here; then a 2-node local Slurm cluster up, `make slurm`, the output, down.
+Section 3 ("gpu-cluster") and section 4 ("k8s") run in the project venv with stand-ins: docker, enroot
+and srun on a p5-shaped local Slurm; kubectl."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
-from testbed.standins import applied, calls, write_standins
+from testbed.standins import run_on_cluster, run_with_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -65,16 +68,55 @@ def test_readme_slurm_walkthrough_trains_across_two_nodes(artifacts_root, monkey
 
 # Not marked framework: make k8s needs envsubst only, and the kubectl stand-in the project venv.
 def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
-    log = write_standins(tmp_path / "bin")
-    result = run_walkthrough(
-        README, "k8s", artifacts_root / "wt-megatron-lm-k8s", timeout=120, standins=tmp_path / "bin"
-    )
-    assert result.returncode == 0, result.output[-4000:]
-    text = (result.workdir / "3.test_cases" / "pytorch/megatron-lm" / "build/llama3-70b.yaml").read_text()
+    run = run_with_standins(
+        README, "k8s", artifacts_root / "wt-megatron-lm-k8s", tmp_path / "bin", timeout=120
+    ).check()
+    text = (run.workdir / CASE / "build" / "llama3-70b.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/megatron-lm:dev" in text and "${" not in text
-    assert calls(log) == ["kubectl apply -f build/llama3-70b.yaml"]
-    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "llama3-70b")]
-    assert "pytorchjob.kubeflow.org/llama3-70b created" in result.output
+    assert run.calls == ["kubectl apply -f build/llama3-70b.yaml"]
+    assert [(o["kind"], o["name"]) for o in run.applied] == [("pytorchjob", "llama3-70b")]
+    assert "pytorchjob.kubeflow.org/llama3-70b created" in run.output
+
+
+# Not marked framework: the image, the import and the job's launch are stood in for.
+@pytest.mark.slurm
+def test_readme_gpu_cluster_walkthrough_runs_the_image_on_a_p5_shaped_slurm(
+    gpu_slurm, artifacts_root, tmp_path
+):
+    """Section 3 as written: the image built and imported with enroot, a llama2_70b job submitted in it to
+    a real Slurm of 4 nodes x 8 GPUs; only docker, enroot and srun are stood in for."""
+    run = run_on_cluster(
+        README, "gpu-cluster", artifacts_root / "wt-megatron-lm-gpu", tmp_path / "bin", gpu_slurm
+    )
+
+    [job] = run.jobs
+    assert job.state == "COMPLETED" and len(job.nodes) == 4
+    [launch] = run.launches_of(job)
+    options, command, env = launch["options"], launch["command"], launch["env"]
+    assert launch["num_nodes"] == 4 and options["--ntasks-per-node"] == "1"
+    assert options["--container-image"] == "/fsx/images/megatron-lm.sqsh"
+    assert options["--container-mounts"] == "/fsx:/fsx"
+    assert options["--container-workdir"] == "/workspace/megatron-lm"
+    assert command[:3] == ["torchrun", "--nnodes=4", "--nproc-per-node=8"]  # 8 GPUs seen by nvidia-smi
+    assert f"--rdzv-id={job.id}" in command
+    assert command[command.index("/workspace/megatron-lm/src/train.py") :] == [
+        "/workspace/megatron-lm/src/train.py",
+        "--preset",
+        "llama2_70b",
+        "--data-prefix",
+        "/fsx/data/corpus",
+        "--run-dir",
+        f"/fsx/megatron-lm/runs/llama2_70b-{job.id}",
+    ]
+    assert env["FI_PROVIDER"] == "efa" and env["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert env["CUDA_DEVICE_MAX_CONNECTIONS"] == "1" and "NCCL_SOCKET_IFNAME" in env
+    assert f"megatron-lm llama2_70b: job {job.id}, 4 nodes x 8" in job.output()
+
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    built = run.images["built"]["megatron-lm:dev"]
+    assert built["from"] == [versions["images"]["ngc-pytorch"]]  # FROM the pinned NGC image
+    assert built["dockerfile"] == "megatron-lm.Dockerfile"
+    assert run.images["imported"] == {"/fsx/images/megatron-lm.sqsh": "dockerd://megatron-lm:dev"}
 
 
 @pytest.mark.framework

@@ -1,13 +1,17 @@
-"""The README's walkthrough ("configs"), run as written in a copy of the repository. That every other
-command block is marked illustrative, with the reason, is part of the test-case contract."""
+"""The README's walkthroughs, run as written in a copy of the repository: "configs" (the generator, a
+DRY_RUN preview, make k8s), "k8s" (kubectl stood in for) and "image" (section 3's build and enroot import,
+docker and enroot stood in for). That every other command block is marked illustrative, with the reason,
+is part of the test-case contract."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import yaml
+
 from testbed.kube import validate_manifest
-from testbed.standins import applied, calls, write_standins
+from testbed.standins import JOB_TOOLS, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -30,22 +34,50 @@ def test_readme_configs_walkthrough(artifacts_root):
 def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root, tmp_path):
     pod_log = tmp_path / "pod.log"
     pod_log.write_text("picotron-worker-0 started\n")
-    log = write_standins(tmp_path / "bin", logs={"picotron-worker-0": pod_log})
-    result = run_walkthrough(
-        README, "k8s", artifacts_root / "wt-picotron-k8s", timeout=120, standins=tmp_path / "bin"
-    )
-    assert result.returncode == 0, result.output[-4000:]
-    text = (result.workdir / "3.test_cases/pytorch/picotron/build/picotron.yaml").read_text()
+    run = run_with_standins(
+        README,
+        "k8s",
+        artifacts_root / "wt-picotron-k8s",
+        tmp_path / "bin",
+        timeout=120,
+        logs={"picotron-worker-0": pod_log},
+    ).check()
+    text = (run.workdir / CASE / "build" / "picotron.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/picotron:59714b1" in text and "${" not in text
     assert validate_manifest(text) == []
-    assert calls(log) == [
+    assert run.calls == [
         "kubectl create secret generic hf-token --from-literal=token=hf_...",
         "kubectl apply -f build/picotron.yaml",
         "kubectl logs -f picotron-worker-0",
     ]
-    assert [(o["kind"], o["name"]) for o in applied(log)] == [
+    assert [(o["kind"], o["name"]) for o in run.applied] == [
         ("secret", "hf-token"),
         ("pytorchjob", "picotron"),
     ]
-    assert "secret/hf-token created" in result.output
-    assert "picotron-worker-0 started\n" in result.output  # what kubectl logs printed
+    assert "secret/hf-token created" in run.output
+    assert "picotron-worker-0 started\n" in run.output  # what kubectl logs printed
+
+
+def test_readme_image_walkthrough_builds_and_imports_the_image(artifacts_root, tmp_path):
+    """Section 3's build as written: the training base, then the image FROM it with this folder as the
+    context (every COPY source present), then its enroot import to shared storage."""
+    run = run_with_standins(
+        README, "image", artifacts_root / "wt-picotron-image", tmp_path / "bin", tools=JOB_TOOLS, timeout=120
+    ).check()
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    base = versions["images"]["training-base"]
+    built = run.images["built"]
+    assert set(built) == {base, "picotron:59714b1"}
+    assert built[base]["dockerfile"] == "base.Dockerfile"
+    assert built["picotron:59714b1"] == {
+        "dockerfile": "picotron.Dockerfile",
+        "context": ".",
+        "from": [base],
+        "build_args": {},
+    }
+    assert run.images["imported"] == {"/fsx/images/picotron.sqsh": "dockerd://picotron:59714b1"}
+    assert [call.split()[:2] for call in run.calls] == [
+        ["docker", "build"],
+        ["docker", "build"],
+        ["enroot", "import"],
+    ]

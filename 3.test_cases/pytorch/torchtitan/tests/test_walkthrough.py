@@ -1,6 +1,8 @@
 """The README's walkthroughs, run as written in a copy of the repository: "launchers" (the project venv:
-make help, the sbatch's DRY_RUN line, make k8s) and "configs" (the torchtitan nox session: make assets,
-make check-config with torchtitan's own ConfigManager). Every other shell block is marked illustrative."""
+make help, the sbatch's DRY_RUN line, make k8s), "configs" (the torchtitan nox session: make assets,
+make check-config with torchtitan's own ConfigManager), "k8s" (kubectl stood in for) and "gpu-cluster"
+(section 3: the image built, imported and submitted on a p5-shaped local Slurm, with docker, enroot and
+srun stood in for). Every other shell block is marked illustrative."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 import yaml
 
 from testbed.kube import validate_manifest
-from testbed.standins import applied, calls, write_standins
+from testbed.standins import run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -48,18 +50,63 @@ def test_readme_configs_walkthrough(artifacts_root, monkeypatch):
 def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
     pod_log = tmp_path / "pod.log"
     pod_log.write_text("torchtitan-worker-0 started\n")
-    log = write_standins(tmp_path / "bin", logs={"torchtitan-worker-0": pod_log})
-    result = run_walkthrough(
-        README, "k8s", artifacts_root / "wt-torchtitan-k8s", timeout=120, standins=tmp_path / "bin"
-    )
-    assert result.returncode == 0, result.output[-4000:]
-    text = (result.workdir / "3.test_cases" / "pytorch/torchtitan" / "kubernetes/torchtitan.yaml").read_text()
+    run = run_with_standins(
+        README,
+        "k8s",
+        artifacts_root / "wt-torchtitan-k8s",
+        tmp_path / "bin",
+        timeout=120,
+        logs={"torchtitan-worker-0": pod_log},
+    ).check()
+    text = (run.workdir / CASE / "kubernetes" / "torchtitan.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/torchtitan:0.3.0" in text and "${" not in text
     assert validate_manifest(text) == []
-    assert calls(log) == [
+    assert run.calls == [
         "kubectl apply -f kubernetes/torchtitan.yaml",
         "kubectl logs -f torchtitan-worker-0",
     ]
-    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "torchtitan")]
-    assert "pytorchjob.kubeflow.org/torchtitan created" in result.output
-    assert "torchtitan-worker-0 started\n" in result.output  # what kubectl logs printed
+    assert [(o["kind"], o["name"]) for o in run.applied] == [("pytorchjob", "torchtitan")]
+    assert "pytorchjob.kubeflow.org/torchtitan created" in run.output
+    assert "torchtitan-worker-0 started\n" in run.output  # what kubectl logs printed
+
+
+@pytest.mark.slurm
+def test_readme_gpu_cluster_walkthrough_runs_the_image_on_a_p5_shaped_slurm(
+    gpu_slurm, artifacts_root, tmp_path
+):
+    """Section 3 as written: the base and the image built, the image imported with enroot, the job
+    submitted in it to a real Slurm of 4 nodes x 8 GPUs; only docker, enroot and srun are stood in for."""
+    run = run_on_cluster(
+        README, "gpu-cluster", artifacts_root / "wt-torchtitan-gpu", tmp_path / "bin", gpu_slurm
+    )
+
+    [job] = run.jobs
+    assert job.state == "COMPLETED" and len(job.nodes) == 2
+    [launch] = run.launches_of(job)
+    options, command, env = launch["options"], launch["command"], launch["env"]
+    assert launch["num_nodes"] == 2 and options["--nodes"] == "2" and options["--ntasks-per-node"] == "1"
+    assert options["--container-image"] == "/fsx/images/torchtitan.sqsh"
+    assert options["--container-mounts"] == "/fsx:/fsx"
+    assert options["--container-workdir"] == "/workspace/torchtitan"
+    assert command[0] == "torchrun" and "--nnodes=2" in command and "--nproc-per-node=8" in command
+    assert f"--rdzv-id={job.id}" in command
+    assert command[command.index("-m") :] == [
+        "-m",
+        "torchtitan.train",
+        "--module",
+        "aws_llama3",
+        "--config",
+        "llama3_8b_fsdp",
+        "--dump_folder",
+        f"/fsx/torchtitan/runs/llama3_8b_fsdp-{job.id}",
+    ]
+    assert env["FI_PROVIDER"] == "efa" and env["FI_EFA_USE_DEVICE_RDMA"] == "1"
+    assert env["NCCL_SOCKET_IFNAME"] and "NCCL_BUFFSIZE" in env
+    assert f"torchtitan llama3_8b_fsdp: job {job.id}, 2 nodes x 8" in job.output()
+
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    base = versions["images"]["training-base"]
+    built = run.images["built"]
+    assert set(built) == {base, "torchtitan:0.3.0"} and built["torchtitan:0.3.0"]["from"] == [base]
+    assert built["torchtitan:0.3.0"]["dockerfile"] == "torchtitan.Dockerfile"
+    assert run.images["imported"] == {"/fsx/images/torchtitan.sqsh": "dockerd://torchtitan:0.3.0"}
