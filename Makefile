@@ -14,19 +14,25 @@ RUN_DIR ?= $(CURDIR)/runs/fsdp-tiny
 NODES ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup system-deps run test lint security docs bench gpu-check sync sync-check cluster-up cluster-down emulator-up emulator-down clean
+.PHONY: help setup lock system-deps run test lint security docs bench gpu-check sync sync-check cluster-up cluster-down emulator-up emulator-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.setup-done ## create .venv: torch==2.13.0 first (CPU wheel here), then the train/infra/dev groups
 
-$(VENV)/.setup-done: pyproject.toml
+# locks/venv.txt (make lock) holds every version of the two groups and all they pull in: pip takes those.
+$(VENV)/.setup-done: pyproject.toml locks/venv.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python locks/lock.py --check venv
 	$(VENV)/bin/python -m pip install --quiet "pip==$(PIP_VERSION)"
-	$(VENV)/bin/pip install --quiet --group torch
-	$(VENV)/bin/pip install --quiet --group dev
+	$(VENV)/bin/pip install --quiet -c locks/venv.txt --group torch
+	$(VENV)/bin/pip install --quiet -c locks/venv.txt --group dev
 	touch $@
+
+lock: ## rewrite locks/*.txt, every install set's versions, after a pin changed (needs the package index; ARGS=--upgrade)
+	test -x $(VENV)/bin/uv || { test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV); $(VENV)/bin/pip install --quiet -c locks/venv.txt uv; }
+	$(VENV)/bin/python locks/lock.py $(ARGS)
 
 system-deps: ## Debian packages for the test bed (Slurm, munge, Prometheus, envsubst); needs root
 	testbed/system-deps.sh

@@ -58,6 +58,12 @@ MAIN, SIDE = ["main"], ["side"]
 nox.options.error_on_missing_interpreters = True
 
 
+def lock(name: str) -> str:
+    """The lock of an install set (``locks/<name>.txt``, written by ``make lock``), which each install takes
+    as a constraint: the versions a session gets are the locked ones."""
+    return str(ROOT / "locks" / f"{name}.txt")
+
+
 def tracked_files(*patterns: str) -> list[str]:
     """Files git knows (tracked or new, not ignored) matching the glob patterns."""
     out = subprocess.run(
@@ -199,7 +205,7 @@ def checkov_figures(results: dict | list, templates: int, docker: int, pods: int
 def lint(session: nox.Session) -> None:
     """Static checks over every file of their kind, then one figures line per tool (the cfn-lint line
     must match README.md's record; ``-- --record`` rewrites it)."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.install("-c", lock("lint"), *nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     shell = tracked_files("*.sh", "**/*.sh", "**/*.sbatch", ".ci/run")
@@ -253,7 +259,7 @@ def security(session: nox.Session) -> None:
     checkov's kubernetes framework reads core kinds only, so every Kubernetes template is rendered as the
     folders' tests render it and the pod templates of PyTorchJobs and MPIJobs are written out as Pods
     (``testbed/k8s_pods.py``, in this venv: checkov brings its PyYAML and jsonschema)."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "security"))
+    session.install("-c", lock("security"), *nox.project.dependency_groups(PYPROJECT, "security"))
     for config in (".checkov.yaml", ".checkov.yml"):
         if (ROOT / config).exists():
             session.error(f"{config}: skips belong inline in the file they excuse, with a reason")
@@ -300,7 +306,7 @@ def pcluster(session: nox.Session) -> None:
     """ParallelCluster cluster configs against the package's own schema (offline). Args: config files
     (``--against-aws`` first: also the package's validators, which call AWS or the emulator); none: every
     template x capacity option rendered from sample outputs, plus a must-fail config."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "pcluster"))
+    session.install("-c", lock("pcluster"), *nox.project.dependency_groups(PYPROJECT, "pcluster"))
     script = "1.architectures/2.aws-parallelcluster/validate_config.py"
     session.run("python", script, *(session.posargs or ["--examples"]))
 
@@ -330,7 +336,8 @@ def framework_session(session: nox.Session, folder: str) -> None:
     wheels where pip is configured to (``PIP_FIND_LINKS``), so a torch pin takes the same local wheel."""
     env = {"UV_FIND_LINKS": os.environ["PIP_FIND_LINKS"]} if os.environ.get("PIP_FIND_LINKS") else {}
     requirements = framework_requirements(ROOT / folder)
-    session.install("-r", str(requirements), *nox.project.dependency_groups(PYPROJECT, "case-tests"), env=env)
+    groups = nox.project.dependency_groups(PYPROJECT, "case-tests")
+    session.install("-c", lock(session.name), "-r", str(requirements), *groups, env=env)
     session.run(
         "python", "-m", "pytest", "-m", "framework", folder, *session.posargs, env={"CASE_SESSION": "1"}
     )
@@ -352,7 +359,7 @@ for _name, _folder in FRAMEWORK_CASES.items():
 def docs(session: nox.Session) -> None:
     """Build the site from the READMEs, strictly (diagrams, benchmark page: docs/hooks.py), then check it
     in headless Chromium (docs/check_site.py). Args go to the check, e.g. ``-- --keep-artifacts t``."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.install("-c", lock("docs"), *nox.project.dependency_groups(PYPROJECT, "docs"))
     quiet = {"DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}  # a banner, not a finding
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=quiet)
     session.run("python", "docs/check_site.py", "--site", "site", *session.posargs)
