@@ -1,12 +1,16 @@
-"""The README's commands as written: the overrides tool, the launch script's and bootstrap's dry runs, and
+"""The README's commands as written: the overrides tool, the launch script's and bootstrap's dry runs,
+the bootstrap job on a p5-shaped Slurm and the image steps (stand-ins for srun, docker and enroot), and
 `make k8s` (project venv; the launcher itself needs GPUs and the NeMo container)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import yaml
+
 from testbed.kube import validate_manifest
-from testbed.standins import applied, calls, write_standins
+from testbed.standins import run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -23,20 +27,54 @@ def test_readme_dry_run_walkthrough(artifacts_root):
     assert "srun --nodes=1 --ntasks=1 --container-image=nvcr.io/nvidia/nemo:24.09" in result.output
 
 
+@pytest.mark.slurm
+def test_readme_gpu_cluster_bootstraps_on_a_p5_shaped_slurm_and_builds_the_image(
+    gpu_slurm, artifacts_root, tmp_path
+):
+    """Sections 2 and 3 as written: `sbatch --wait slurm/bootstrap.sbatch` on a real Slurm of 4 nodes x 8
+    GPUs (srun in the NeMo container stood in for), then `make container` and `make enroot`."""
+    run = run_on_cluster(
+        README, "gpu-cluster", artifacts_root / "nemo-launcher-wt-gpu", tmp_path / "bin", gpu_slurm
+    )
+    (job,) = run.jobs
+    assert job.state == "COMPLETED" and len(job.nodes) == 1
+    (launch,) = run.launches_of(job)
+    assert launch["options"] == {
+        "--nodes": "1",
+        "--ntasks": "1",
+        "--container-image": "nvcr.io/nvidia/nemo:24.09",
+        "--container-mounts": "/fsx:/fsx",
+    }
+    assert launch["command"][:2] == ["bash", "-c"]
+    assert launch["command"][-2:] == ["/opt/NeMo-Framework-Launcher", "/fsx/nemo-launcher"]
+    assert (
+        "copied /opt/NeMo-Framework-Launcher from nvcr.io/nvidia/nemo:24.09 to /fsx/nemo-launcher"
+        in (run.workdir / CASE / f"nemo-launcher-bootstrap_{job.id}.out").read_text()
+    )
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    image = run.images["built"]["nemo-launcher:24.09"]
+    assert image["from"] == [versions["images"]["nemo-launcher"]]
+    assert image["dockerfile"] == "nemo-launcher.Dockerfile"
+    assert run.images["imported"] == {"/fsx/images/nemo-launcher.sqsh": "dockerd://nemo-launcher:24.09"}
+
+
 def test_readme_k8s_walkthrough(artifacts_root, tmp_path):
     pod_log = tmp_path / "pod.log"
     pod_log.write_text("nemo-launcher-worker-0 started\n")
-    log = write_standins(tmp_path / "bin", logs={"nemo-launcher-worker-0": pod_log})
-    result = run_walkthrough(
-        README, "k8s", artifacts_root / "nemo-launcher-wt-k8s", timeout=120, standins=tmp_path / "bin"
-    )
-    assert result.returncode == 0, result.output[-3000:]
-    text = (result.workdir / CASE / "kubernetes" / "nemo-launcher.yaml").read_text()
+    run = run_with_standins(
+        README,
+        "k8s",
+        artifacts_root / "nemo-launcher-wt-k8s",
+        tmp_path / "bin",
+        timeout=120,
+        logs={"nemo-launcher-worker-0": pod_log},
+    ).check()
+    text = (run.workdir / CASE / "kubernetes" / "nemo-launcher.yaml").read_text()
     assert validate_manifest(text) == [] and "nemo-megatron-gpt3_5b_hydra.yaml" in text
-    assert calls(log) == [
+    assert run.calls == [
         "kubectl apply -f kubernetes/nemo-launcher.yaml",
         "kubectl logs -f nemo-launcher-worker-0",
     ]
-    assert [(o["kind"], o["name"]) for o in applied(log)] == [("pytorchjob", "nemo-launcher")]
-    assert "pytorchjob.kubeflow.org/nemo-launcher created" in result.output
-    assert "nemo-launcher-worker-0 started\n" in result.output  # what kubectl logs printed
+    assert [(o["kind"], o["name"]) for o in run.applied] == [("pytorchjob", "nemo-launcher")]
+    assert "pytorchjob.kubeflow.org/nemo-launcher created" in run.output
+    assert "nemo-launcher-worker-0 started\n" in run.output  # what kubectl logs printed

@@ -1,6 +1,6 @@
 """Slurm: our sbatch (DRY_RUN, shellcheck, container and venv variants, EFA env) in the project venv; and,
-in the nemo-run session, nemo-run's own SlurmExecutor submitting the CPU variant of its generated script
-(no container, no GPUs) with the tiny task to the local 2-node Slurm cluster."""
+in the nemo-run session, the sbatch running tiny in-process on the local 2-node Slurm cluster. (nemo-run's
+own SlurmExecutor submitting the CPU variant: README section 2 as written, tests/test_walkthrough.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -88,67 +87,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.mark.framework
-# Pipes nemo-run's in-process runs (test_launch.py) leave to the garbage collector may be reported here.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_nemo_run_submits_the_cpu_variant_to_local_slurm(local_slurm, tmp_path):
-    require_programs("local Slurm", *REQUIRED_PROGRAMS)
-    jobs = tmp_path / "home" / "experiments"
-    (tmp_path / "cluster.yaml").write_text(
-        f"job_dir: {tmp_path / 'home'}\ngpus_per_node: 0\ntime: '00:10:00'\nexclusive: false\n"
-        "container_image: ''\n"
-    )
-    venv = Path(sys.executable).parent.parent
-    env = {k: v for k, v in {**os.environ, **local_slurm.env}.items() if k != "NEMORUN_HOME"}
-    env["OMP_NUM_THREADS"] = "1"
-    submit = subprocess.run(
-        [
-            sys.executable,
-            "src/launch.py",
-            "--preset",
-            "tiny",
-            "--cluster",
-            str(tmp_path / "cluster.yaml"),
-            "--no-container",
-            "--venv",
-            str(venv),
-            "--log-dir",
-            str(tmp_path / "run"),
-            "--max-steps",
-            "10",
-            "--rdzv-port",
-            str(free_port()),
-        ],
-        cwd=FOLDER,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
-    (script,) = jobs.glob("tiny/*/tiny_sbatch.sh")
-    assert "--chdir" in script.read_text() and "--container-image" not in script.read_text()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and "job exited with code" not in sbatch_output(jobs):
-        time.sleep(2)
-    output = sbatch_output(jobs)
-    assert "job exited with code 0" in output, output[-3000:] + srun_logs(jobs)[-3000:]
-    ranks = [json.loads(p.read_text()) for p in sorted((tmp_path / "run").glob("rank*.json"))]
-    assert sorted(r["slurm_node"] for r in ranks) == ["n1", "n2"] and {r["world_size"] for r in ranks} == {2}
-    assert "tiny: 2 ranks, 10 steps" in srun_logs(jobs)
-
-
-def sbatch_output(jobs: Path) -> str:
-    return "".join(p.read_text(errors="replace") for p in jobs.glob("tiny/*/tiny/sbatch_*.out"))
-
-
-def srun_logs(jobs: Path) -> str:
-    return "".join(p.read_text(errors="replace") for p in jobs.glob("tiny/*/tiny/log-*.out"))
 
 
 @pytest.mark.framework
