@@ -30,6 +30,7 @@ only its ``srun`` is stood in for. What each checks before it records:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -127,15 +128,19 @@ def _instance(instance_type: str) -> dict[str, Any]:
 
 
 def run(tool: str, config: dict, argv: list[str]) -> int:
-    """The stand-in ``tool`` called with ``argv`` (the ``calls.log`` line is already written)."""
+    """The stand-in ``tool`` called with ``argv`` (the ``calls.log`` line is already written). The image
+    state is read and written under a lock: jobs' srun calls run beside the walkthrough's docker calls."""
     state_file = Path(config["bin"]) / IMAGES
-    state = json.loads(state_file.read_text()) if state_file.exists() else _empty_images()
-    try:
-        tools = {"srun": _srun, "docker": _docker, "enroot": _enroot, "nvidia-smi": _nvidia_smi}
-        status = tools[tool](config, state, argv)
-    finally:
-        state_file.write_text(json.dumps(state, indent=1))
-    return status
+    tools = {"srun": _srun, "docker": _docker, "enroot": _enroot, "nvidia-smi": _nvidia_smi}
+    with open(state_file.with_suffix(".lock"), "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.loads(state_file.read_text()) if state_file.exists() else _empty_images()
+        before = json.dumps(state, indent=1)
+        try:
+            return tools[tool](config, state, argv)
+        finally:
+            if json.dumps(state, indent=1) != before:
+                state_file.write_text(json.dumps(state, indent=1))
 
 
 # --------------------------------------------------------------------------------------------- srun

@@ -193,15 +193,16 @@ def run_on_cluster(
     bin_dir: Path,
     cluster: Any,
     *,
-    instance_type: str = "p5.48xlarge",
+    instance_type: str | None = "p5.48xlarge",
     tools: Iterable[str] = JOB_TOOLS,
     timeout: float = 600,
     job_timeout: float = 120,
     **standins: Any,
 ) -> StandinRun:
     """Walkthrough ``name`` of ``readme`` on the head node of ``cluster`` (a ``testbed.slurm.LocalSlurm``
-    shaped like the README's cluster, e.g. the ``gpu_slurm`` fixture) whose nodes are ``instance_type``:
-    run with the job stand-ins, checked; then every job it submitted waited for, each of which must have
+    shaped like the README's cluster, e.g. the ``gpu_slurm`` fixture) whose nodes are ``instance_type``
+    (None: this machine as it is, for scripts that run for real on the local nodes): run with the job
+    stand-ins (``tools``), checked; then every job it submitted waited for, each of which must have
     COMPLETED (``run.jobs``, in submission order; ``run.launches_of(job)``)."""
     run = run_with_standins(
         readme,

@@ -86,7 +86,8 @@ def break_sbatch(folder: Path) -> None:
 
 def unmark_block(folder: Path) -> None:
     readme = (folder / "README.md").read_text()
-    (folder / "README.md").write_text(re.sub(r"<!-- illustrative:[^>]*-->\n", "", readme, count=1))
+    marker = r"<!-- (?:illustrative|walkthrough):[^>]*-->\n"  # the first block's, whichever kind
+    (folder / "README.md").write_text(re.sub(marker, "", readme, count=1))
 
 
 def break_manifest(folder: Path) -> None:

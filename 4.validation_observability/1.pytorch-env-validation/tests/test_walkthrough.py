@@ -1,9 +1,13 @@
-"""The README's node walkthrough, run as written in a copy of the repository."""
+"""The README's walkthroughs, run as written in a copy of the repository."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from testbed.standins import run_on_cluster
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -26,3 +30,30 @@ def test_readme_dry_run_prints_the_srun_and_summary_commands(artifacts_root):
     )
     assert "validate_env.py --summarize" in lines[-1] and "--expect-nodes" in lines[-1]
     assert not (result.workdir / "4.validation_observability/1.pytorch-env-validation/results").exists()
+
+
+@pytest.mark.slurm
+def test_readme_cluster_walkthrough_validates_every_node(gpu_slurm, artifacts_root, tmp_path):
+    """Section 2 as written, on a real local Slurm (2 of its 4 nodes): nothing is stood in for (no tools), the
+    job validates each node on its CPUs and summarizes them."""
+    run = run_on_cluster(
+        README,
+        "cluster",
+        artifacts_root / "env-validation-wt-cluster",
+        tmp_path / "bin",
+        gpu_slurm,
+        tools=(),
+        instance_type=None,
+        job_timeout=180,
+    )
+    (job,) = run.jobs
+    assert job.state == "COMPLETED", job.output()[-3000:]
+    assert len(job.nodes) == 2
+    folder = run.workdir / "4.validation_observability" / "1.pytorch-env-validation"
+    docs = {
+        p.stem: json.loads(p.read_text()) for p in (folder / "results" / f"validate-env-{job.id}").glob("*")
+    }
+    assert sorted(docs) == sorted(job.nodes) and all(doc["ok"] for doc in docs.values())
+    output = job.output()
+    assert output.rstrip().endswith("# Allocation : OK")
+    assert all(f"# Node {node} : OK" in output for node in job.nodes)

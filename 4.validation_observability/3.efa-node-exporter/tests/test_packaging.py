@@ -16,7 +16,7 @@ import efa_exporter
 import yaml
 
 from testbed import kube
-from testbed.standins import applied, calls, write_standins
+from testbed.standins import JOB_TOOLS, run_with_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -175,19 +175,34 @@ def test_readme_walkthrough_serves_metrics(artifacts_root):
 
 def test_readme_k8s_walkthrough_renders_a_valid_daemonset(artifacts_root, tmp_path):
     require_programs("make k8s", "make", "envsubst")
-    log = write_standins(tmp_path / "bin")
-    result = run_walkthrough(
-        FOLDER / "README.md",
-        "k8s",
-        artifacts_root / "wt-efa-exporter-k8s",
-        timeout=120,
-        standins=tmp_path / "bin",
-    )
-    assert result.returncode == 0, result.output[-4000:]
+    run = run_with_standins(
+        FOLDER / "README.md", "k8s", artifacts_root / "wt-efa-exporter-k8s", tmp_path / "bin", timeout=120
+    ).check()
     text = (
-        result.workdir / "4.validation_observability/3.efa-node-exporter/kubernetes/efa-exporter.yaml"
+        run.workdir / "4.validation_observability/3.efa-node-exporter/kubernetes/efa-exporter.yaml"
     ).read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/efa-exporter:dev" in text and "${" not in text
     assert kube.validate_manifest(text) == []
-    assert calls(log) == ["kubectl apply -f kubernetes/efa-exporter.yaml"]
-    assert [(o["kind"], o["name"]) for o in applied(log)] == [("daemonset", "efa-exporter")]
+    assert run.calls == ["kubectl apply -f kubernetes/efa-exporter.yaml"]
+    assert [(o["kind"], o["name"]) for o in run.applied] == [("daemonset", "efa-exporter")]
+
+
+def test_readme_container_walkthrough_builds_and_runs_the_image(artifacts_root, tmp_path):
+    """Section 3's container block as written, with docker stood in: the Dockerfile, its context and
+    its FROM are checked, and the run names the image just built with the host's /sys mounted."""
+    run = run_with_standins(
+        FOLDER / "README.md",
+        "container",
+        artifacts_root / "wt-efa-exporter-container",
+        tmp_path / "bin",
+        tools=JOB_TOOLS,
+        timeout=120,
+    ).check()
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    built = run.images["built"]["efa-exporter:dev"]
+    assert built["from"] == [versions["images"]["python-slim"]]
+    assert Path(built["dockerfile"]).name == "efa-exporter.Dockerfile"
+    assert run.calls == [
+        "docker build -f efa-exporter.Dockerfile -t efa-exporter:dev .",
+        "docker run --rm -p 9109:9109 -v /sys:/host/sys:ro efa-exporter:dev",
+    ]

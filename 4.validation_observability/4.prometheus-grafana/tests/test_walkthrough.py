@@ -8,6 +8,7 @@ import pytest
 from promql_check import FOLDER
 
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
+from testbed.standins import run_on_cluster
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -33,3 +34,23 @@ def test_readme_slurm_walkthrough_writes_targets_and_leaves_nothing_running(arti
     assert "slurm-targets: 2 of 2 nodes (0 with GPUs)" in result.output
     conf = result.workdir / ".testbed" / "slurm" / "slurm.conf"
     assert not conf.exists() and cluster_processes(conf) == []
+
+
+@pytest.mark.slurm
+def test_readme_head_node_walkthrough_writes_targets_of_gpu_nodes(gpu_slurm, artifacts_root, tmp_path):
+    """Section 2's `make targets` as written, on a real local Slurm of 4 nodes x 8 GPUs (nothing stood
+    in for): every node gets node and EFA exporter targets, and the GPU nodes DCGM's."""
+    run = run_on_cluster(
+        README,
+        "head-node",
+        artifacts_root / "wt-prom-head-node",
+        tmp_path / "bin",
+        gpu_slurm,
+        tools=(),
+        instance_type=None,
+    )
+    targets = run.workdir / "4.validation_observability/4.prometheus-grafana/prometheus/targets"
+    for job in ("node", "efa", "dcgm"):
+        groups = json.loads((targets / f"{job}.json").read_text())
+        assert [group["labels"]["instance"] for group in groups] == ["n1", "n2", "n3", "n4"], job
+    assert "slurm-targets: 4 of 4 nodes (4 with GPUs)" in run.output

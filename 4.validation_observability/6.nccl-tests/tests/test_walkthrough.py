@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from testbed import kube
-from testbed.standins import applied, calls, write_standins
+from testbed.standins import run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -38,21 +38,21 @@ def test_readme_k8s_walkthrough(aws_emulator, artifacts_root, monkeypatch, tmp_p
     folder = workdir / "4.validation_observability" / "6.nccl-tests"
     launcher = tmp_path / "launcher.log"
     launcher.write_text(re.sub(r"^(\d+): ", r"[1,\1]<stdout>:", RECORDED.read_text(), flags=re.MULTILINE))
-    calls_log = write_standins(tmp_path / "bin", logs={"job/nccl-tests-launcher": launcher})
     try:
-        result = run_walkthrough(README, "k8s", workdir, timeout=120, standins=tmp_path / "bin")
+        run = run_with_standins(
+            README, "k8s", workdir, tmp_path / "bin", timeout=120, logs={"job/nccl-tests-launcher": launcher}
+        ).check()
     finally:
         ecr.delete_repository(repositoryName="nccl-tests", force=True)
-    assert result.returncode == 0, result.output[-4000:]
-    assert calls(calls_log) == [
+    assert run.calls == [
         "kubectl apply -f kubernetes/nccl-tests.yaml",
         "kubectl wait --for=condition=Succeeded --timeout=30m mpijob/nccl-tests",
         "kubectl logs job/nccl-tests-launcher",
     ]
-    assert [(o["kind"], o["name"]) for o in applied(calls_log)] == [("mpijob", "nccl-tests")]
-    assert "mpijob.kubeflow.org/nccl-tests created" in result.output
+    assert [(o["kind"], o["name"]) for o in run.applied] == [("mpijob", "nccl-tests")]
+    assert "mpijob.kubeflow.org/nccl-tests created" in run.output
     assert (folder / "all_reduce.log").read_text() == launcher.read_text()
-    assert "# Verdict : OK" in result.output and "[1,0]<stdout>" not in result.output
+    assert "# Verdict : OK" in run.output and "[1,0]<stdout>" not in run.output
     text = (folder / "kubernetes" / "nccl-tests.yaml").read_text()
     assert kube.validate_manifest(text) == []
     job = yaml.safe_load(text)
@@ -70,3 +70,38 @@ def test_readme_dry_run_walkthrough(artifacts_root):
         "--ntasks-per-node=1 --kill-on-bad-exit=1" in result.output and "collective_bench.py" in result.output
     )
     assert not (result.workdir / "4.validation_observability/6.nccl-tests/results").exists()  # nothing ran
+
+
+@pytest.mark.slurm
+def test_readme_gpu_cluster_walkthrough_builds_and_submits_on_a_p5_shaped_slurm(
+    gpu_slurm, artifacts_root, tmp_path
+):
+    """Sections 3 (the image) and 4 as written: the images are built and imported, and the collective
+    benchmark's batch script runs on a real Slurm of 4 nodes x 8 GPUs; only srun (the GPU ranks), docker
+    and enroot are stood in for."""
+    run = run_on_cluster(
+        README, "gpu-cluster", artifacts_root / "nccl-tests-wt-gpu", tmp_path / "bin", gpu_slurm
+    )
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    base = versions["images"]["training-base"]
+    assert run.images["built"]["nccl-tests:dev"]["from"] == [base] and base in run.images["built"]
+    assert run.images["imported"] == {"/fsx/images/nccl-tests.sqsh": "dockerd://nccl-tests:dev"}
+    (job,) = run.jobs
+    assert job.state == "COMPLETED" and len(job.nodes) == 2
+    (launch,) = run.launches
+    assert launch["job"] == str(job.id) and launch["num_nodes"] == 2
+    assert launch["options"]["--ntasks-per-node"] == "1"
+    folder = Path(run.workdir, "4.validation_observability", "6.nccl-tests")
+    torchrun = Path(run.workdir, ".venv", "bin", "torchrun")
+    assert Path(launch["command"][0]).resolve() == torchrun.resolve()  # the venv make venv uses
+    assert "--nproc-per-node=8" in launch["command"] and "--nnodes=2" in launch["command"]
+    assert launch["command"][-7:] == [
+        str(folder.resolve() / "collective_bench.py"),
+        "-b",
+        "8",
+        "-e",
+        "4G",
+        "--instance-type",
+        "p5.48xlarge",
+    ]
+    assert launch["env"]["FI_PROVIDER"] == "efa" and launch["env"]["FI_EFA_USE_DEVICE_RDMA"] == "1"
