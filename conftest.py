@@ -53,11 +53,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="keep run folders, checkpoints, LocalSlurm state/logs, emulator state and built images "
         "(t) and print where they are; default f removes everything",
     )
+    parser.addoption(
+        "--lane",
+        choices=("main", "side"),
+        help="run one lane of the suite (make test runs both side by side, noxfile sessions tests and "
+        "tests-side); default: every test",
+    )
+
+
+# The side lane: tests that start no torchrun on the default rendezvous port, use no Docker daemon and
+# share no debootstrap root with the Docker tests, so that they can run beside the main lane's pytest.
+SIDE_LANE = ("tests/", "testbed/tests/", "1.architectures/0.s3/", "1.architectures/1.vpc_network/")
+SIDE_LANE += ("1.architectures/3.aws-batch/", "1.architectures/4.amazon-eks/")
+MAIN_LANE_FILES = ("tests/test_make_run.py", "tests/test_root_walkthroughs.py", "tests/test_versions.py")
+MAIN_LANE_FILES += ("testbed/tests/test_docker.py",)
+# The Docker daemon and the debootstrap root are the main lane's: a test that uses one runs there.
+MAIN_LANE_FIXTURES = {"docker_client", "docker_build", "docker_run", "python_base", "training_base"}
+MAIN_LANE_FIXTURES |= {"minbase_rootfs"}
+
+
+def lane_of(item: pytest.Item) -> str:
+    """``side`` for a test of the side lane's folders, unless it is one of MAIN_LANE_FILES, a Docker test
+    or one that uses a fixture of MAIN_LANE_FIXTURES."""
+    relative = Path(str(item.path)).resolve().relative_to(REPO_ROOT).as_posix()
+    side = relative.startswith(SIDE_LANE) and relative not in MAIN_LANE_FILES
+    side = side and not item.get_closest_marker("docker")
+    return "side" if side and not MAIN_LANE_FIXTURES & set(getattr(item, "fixturenames", ())) else "main"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``framework`` need a case's framework packages: its nox session (``CASE_SESSION=1``)
     runs them, the project venv's run leaves them out (deselected, not skipped: they do run, elsewhere)."""
+    lane = config.getoption("--lane")
+    if lane:
+        other = [item for item in items if lane_of(item) != lane]
+        if other:
+            config.hook.pytest_deselected(items=other)
+            items[:] = [item for item in items if lane_of(item) == lane]
     if os.environ.get("CASE_SESSION"):
         return
     framework = [item for item in items if item.get_closest_marker("framework")]

@@ -45,14 +45,16 @@ FRAMEWORK_CASES: dict[str, str] = {
     "neuronx-distributed": "3.test_cases/pytorch/neuronx-distributed",
 }
 
-nox.options.sessions = ["lint", "security", "pcluster", "cluster-python", "tests", *FRAMEWORK_CASES, "docs"]
+nox.options.sessions = ["lint", "security", "pcluster", "cluster-python", "tests", "tests-side"]
+nox.options.sessions += [*FRAMEWORK_CASES, "docs"]
 
 # `make test` runs two nox processes side by side (the suite waits on Slurm, subprocesses and sockets
 # much of the time; on 2 cores the pair takes about 5 minutes less than one run in sequence):
-# `nox -t main` holds the pytest suite, the pcluster venv its tests use, and the cases whose walkthroughs
-# run torchrun on its default rendezvous port 29500, as the suite's walkthroughs do (README commands as
-# written, so they must not run at the same time); `nox -t side` holds everything else. Plain `nox` runs
-# every session in sequence.
+# `nox -t main` holds the pytest suite's main lane, the pcluster venv its tests use, and the cases whose
+# walkthroughs run torchrun on its default rendezvous port 29500, as the main lane's walkthroughs do
+# (README commands as written, so they must not run at the same time); `nox -t side` holds everything else,
+# the suite's side lane (`tests-side`: no torchrun, no Docker) among it. Plain `nox` runs every session in
+# sequence.
 MAIN_CASES = ("megatron-lm", "nemo-run")
 MAIN, SIDE = ["main"], ["side"]
 nox.options.error_on_missing_interpreters = True
@@ -320,8 +322,16 @@ def cluster_python(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none", tags=MAIN)
 def tests(session: nox.Session) -> None:
-    """The whole pytest suite, in the project venv (``make setup``). Extra args go to pytest."""
-    session.run(sys.executable, "-m", "pytest", *session.posargs)
+    """The pytest suite's main lane, in the project venv (``make setup``); ``tests-side`` runs the rest
+    (the lanes: ``SIDE_LANE`` in conftest.py). Extra args go to pytest instead, the whole suite selectable."""
+    session.run(sys.executable, "-m", "pytest", *(session.posargs or ["--lane", "main"]))
+
+
+@nox.session(name="tests-side", venv_backend="none", tags=SIDE)
+def tests_side(session: nox.Session) -> None:
+    """The pytest suite's side lane (tests of the test bed, the repository, S3, VPC, Batch and EKS: no
+    torchrun, no Docker), beside the main lane in ``make test``. Extra args go to pytest."""
+    session.run(sys.executable, "-m", "pytest", "--lane", "side", *session.posargs)
 
 
 def framework_requirements(folder: Path) -> Path:

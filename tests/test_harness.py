@@ -70,3 +70,21 @@ def test_make_test_runs_every_default_session_once():
     assert sorted(main + side) == sorted(defaults), defaults
     recipe = (ROOT / "Makefile").read_text().split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "$(NOX) -t main;" in recipe and "$(NOX) -t side >" in recipe
+
+
+def test_the_lanes_split_the_suite_and_the_side_lane_holds_no_test_case():
+    """`make test` runs the suite in two lanes at once (`--lane main|side`, conftest.py): each test is in
+    one; the side lane holds the test bed's, the repository's and the AWS architectures' tests only."""
+
+    def collected(*lane: str) -> set[str]:
+        done = pytest_run("--collect-only", *lane, "tests", "testbed/tests", "1.architectures")
+        assert done.returncode == 0, done.stdout[-2000:]
+        return {line for line in done.stdout.splitlines() if "::" in line}
+
+    side, main, every = collected("--lane", "side"), collected("--lane", "main"), collected()
+    assert len(side) > 300 and not side & main and side | main == every
+    assert {test.split("/")[0] for test in side} == {"tests", "testbed", "1.architectures"}
+    assert not any(
+        test.startswith(("tests/test_make_run.py", "testbed/tests/test_docker.py")) for test in side
+    )
+    assert not any(test.startswith("1.architectures/2.aws-parallelcluster/") for test in side)
