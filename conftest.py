@@ -176,12 +176,12 @@ def local_slurm(artifacts_root: Path, keep_artifacts: bool):
 
 @pytest.fixture(scope="session")
 def gpu_slurm(artifacts_root: Path, keep_artifacts: bool):
-    """A real local Slurm shaped like a GPU cluster's partition, shared by the session: 4 nodes of
+    """A real local Slurm shaped like a GPU cluster's partition, shared by the session: 8 nodes of
     192 CPUs and 8 GPUs (count-only gres; nothing sees a device), partition ``gpu``. README blocks written
     for a p5 cluster run their ``sbatch`` on it with ``srun`` stood in (testbed/job_standins.py)."""
     require_programs("local Slurm", *REQUIRED_PROGRAMS)
     cluster = LocalSlurm(
-        nodes=4,
+        nodes=8,
         cpus_per_node=192,
         gpus_per_node=8,
         partition="gpu",

@@ -14,12 +14,17 @@ only its ``srun`` is stood in for. What each checks before it records:
   must exist or have been imported by the ``enroot`` stand-in); ``srun --help`` lists pyxis's
   ``--container-*`` options, as on a cluster with pyxis. Each launch is one JSON line in
   ``launches.jsonl``: the srun options, the command, the job's id/nodes and the EFA/NCCL/torch
-  environment the ranks would get (:func:`launches`). It prints what it would start and exits 0.
+  environment the ranks would get (:func:`launches`). It prints what it would start and exits 0; where
+  the test gave a recorded output for the launched program (``outputs={"all_reduce_perf": path}``, what
+  it printed on a real cluster), it prints that too, so the job judges real output; an exit status instead
+  of a path (``{"grep": 1}``) is what a probe of the program returns there.
 - ``docker build`` (``buildx build`` too): the context and the Dockerfile exist, every ``COPY``/``ADD``
   source exists in the context (without a ``.dockerignore`` exclusion check), every ``FROM`` resolves
   from ``ARG`` defaults and ``--build-arg``; an unused ``--build-arg`` is warned about as docker does.
-  ``docker tag``/``push``/``run`` need an image built (or tagged) before; ``docker login`` reads the
-  password from stdin and must get one. Images are kept in ``images.json`` (:func:`images`).
+  ``docker tag``/``push``/``run`` need an image built (or tagged) before, or one the test declares
+  present (``images_present=``, as pulled); ``docker run`` is recorded, nothing is started (a bind
+  mount's host path must exist); ``docker login`` reads the password from stdin and must get one. Images
+  are kept in ``images.json`` (:func:`images`).
 - ``enroot import [-o OUT] dockerd://TAG``: TAG must have been built; the import is recorded (no
   squashfs is written). Other enroot commands are recorded only.
 - ``nvidia-smi`` (``-L`` or bare) lists the GPUs of the instance type the stand-ins were written for.
@@ -49,6 +54,7 @@ LAUNCHES = "launches.jsonl"
 IMAGES = "images.json"
 # The environment a launch records: what the EFA/NCCL scripts and the trainers set for the ranks.
 _RECORDED_ENV = ("FI_", "NCCL_", "TORCH_", "PYTORCH_", "CUDA_", "OMP_", "HF_", "NEURON_", "XLA_", "MASTER_")
+_RECORDED_ENV += ("JAX_",)
 _PYXIS_HELP = """\
       --container-image=[USER@][REGISTRY#]IMAGE[:TAG]|PATH
                               [pyxis] the image to use for the container
@@ -99,13 +105,13 @@ def launches(log: Path) -> list[dict[str, Any]]:
 
 def images(log: Path) -> dict[str, Any]:
     """What the ``docker``/``enroot`` stand-ins hold: ``{"built": {tag: {...}}, "pushed": [...],
-    "imported": {path: uri}, "logins": [...]}``."""
+    "imported": {path: uri}, "logins": [...], "runs": [{"image", "options", "command"}]}``."""
     path = log.parent / IMAGES
-    return json.loads(path.read_text()) if path.exists() else _empty_images()
+    return json.loads(path.read_text()) if path.exists() else empty_images()
 
 
-def _empty_images() -> dict[str, Any]:
-    return {"built": {}, "pushed": [], "imported": {}, "logins": []}
+def empty_images() -> dict[str, Any]:
+    return {"built": {}, "pushed": [], "imported": {}, "logins": [], "runs": []}
 
 
 def node_env(instance_type: str, folder: Path) -> dict[str, str]:
@@ -134,7 +140,7 @@ def run(tool: str, config: dict, argv: list[str]) -> int:
     tools = {"srun": _srun, "docker": _docker, "enroot": _enroot, "nvidia-smi": _nvidia_smi}
     with open(state_file.with_suffix(".lock"), "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = json.loads(state_file.read_text()) if state_file.exists() else _empty_images()
+        state = json.loads(state_file.read_text()) if state_file.exists() else empty_images()
         before = json.dumps(state, indent=1)
         try:
             return tools[tool](config, state, argv)
@@ -215,6 +221,7 @@ def _srun(config: dict, state: dict, argv: list[str]) -> int:
     else:
         _check_command(command)
     tasks = options.get("--ntasks-per-node", "1")
+    recorded = config.get("outputs", {}).get(Path(command[0]).name)
     record = {
         "options": options,
         "command": command,
@@ -226,10 +233,14 @@ def _srun(config: dict, state: dict, argv: list[str]) -> int:
     }
     with open(Path(config["bin"]) / LAUNCHES, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+    if isinstance(recorded, int):  # what the program exits with there, printing nothing (a probe)
+        return recorded
     where = f" in {image}" if image else ""
     print(
         f"srun stand-in: job {job}, {nodes} nodes x {tasks} tasks{where}: {shlex.join(command)}", flush=True
     )
+    if recorded:  # what the program printed on the real cluster, as the job's log holds it
+        sys.stdout.write(Path(recorded).read_text(encoding="utf-8"))
     return 0
 
 
@@ -288,27 +299,61 @@ def _docker(config: dict, state: dict, argv: list[str]) -> int:
 
 
 def _docker_image_command(state: dict, command: str, rest: list[str]) -> int:
-    """``docker tag|push|run|images``: on images the stand-in built or tagged before."""
-    _, positional = _docker_options(rest, _DOCKER_VALUED | {"-e", "--env", "-v", "--volume", "--gpus"})
+    """``docker tag|push|run|images``: on images the stand-in built or tagged before (or was told are
+    present, as pulled)."""
     if command in ("images", "image"):
         print("REPOSITORY:TAG", *state["built"], sep="\n")
         return 0
+    if command == "run":
+        return _docker_run(state, rest)
+    _, positional = _docker_options(rest, _DOCKER_VALUED)
     if not positional:
         raise Refused(f'"docker {command}" requires at least 1 argument.')
-    name = _tagged(positional[0])
+    name = tagged(positional[0])
     if name not in state["built"]:
         if command == "push":
             raise Refused(f"An image does not exist locally with the tag: {name.rsplit(':', 1)[0]}")
-        if command == "tag":
-            raise Refused(f"Error response from daemon: No such image: {name}")
-        raise Refused(f"Unable to find image '{name}' locally (the docker stand-in pulls nothing)")
+        raise Refused(f"Error response from daemon: No such image: {name}")
     if command == "tag":
         if len(positional) != 2:
             raise Refused('"docker tag" requires exactly 2 arguments.')
-        state["built"][_tagged(positional[1])] = state["built"][name]
-    elif command == "push":
+        state["built"][tagged(positional[1])] = state["built"][name]
+    else:
         state["pushed"].append(name)
         print(f"The push refers to repository [{name.rsplit(':', 1)[0]}]")
+    return 0
+
+
+# docker run's options that take a value as the next word (the image is the first word that is not one).
+_RUN_VALUED = {"-e", "--env", "-v", "--volume", "--gpus", "--device", "-w", "--workdir", "--ipc", "--name"}
+_RUN_VALUED |= {"--env-file", "--cap-add", "-u", "--user", "--mount", "--entrypoint", "--runtime", "--pid"}
+_RUN_VALUED |= {"--security-opt", "--hostname", "--platform", "--shm-size", "--ulimit", "--network", "-p"}
+_RUN_VALUED |= {"--publish", "--label", "--memory", "--cpus", "--add-host"}
+
+
+def _docker_run(state: dict, rest: list[str]) -> int:
+    """``docker run [OPTIONS] IMAGE [COMMAND...]``: the image must be here (built or present); the run is
+    recorded (``images(log)["runs"]``), nothing is started. A bind mount's host path must exist."""
+    options: list[str] = []
+    items = list(rest)
+    while items and items[0].startswith("-"):
+        item = items.pop(0)
+        options.append(item)
+        if "=" not in item and item in _RUN_VALUED and items:
+            options.append(items.pop(0))
+    if not items:
+        raise Refused('"docker run" requires at least 1 argument.')
+    image, command = tagged(items[0]), items[1:]
+    if image not in state["built"]:
+        raise Refused(f"Unable to find image '{image}' locally (the docker stand-in pulls nothing)")
+    for flag, value in zip(options, [*options[1:], ""], strict=True):
+        if flag in ("-v", "--volume") and value.startswith("/") and not Path(value.split(":")[0]).exists():
+            raise Refused(
+                f"docker: Error response from daemon: invalid mount config: bind source path "
+                f"does not exist: {value.split(':')[0]}"
+            )
+    state.setdefault("runs", []).append({"image": image, "options": options, "command": command})
+    print(f"docker stand-in: would run {image}: {shlex.join(command)}")
     return 0
 
 
@@ -348,7 +393,7 @@ def _docker_build(state: dict, rest: list[str]) -> int:
     tags = flags.get("-t", []) + flags.get("--tag", [])
     entry = {"dockerfile": str(dockerfile), "context": str(context), "from": bases, "build_args": build_args}
     for tag in tags or ["<none>"]:
-        state["built"][_tagged(tag)] = entry
+        state["built"][tagged(tag)] = entry
     print(f"docker stand-in: checked {dockerfile} (FROM {', '.join(bases)}); tagged {' '.join(tags) or '-'}")
     return 0
 
@@ -381,7 +426,7 @@ def _enroot(config: dict, state: dict, argv: list[str]) -> int:
     if not positional:
         raise Refused("Usage: enroot import [options] [--] URI")
     uri = positional[0]
-    if uri.startswith("dockerd://") and _tagged(uri.removeprefix("dockerd://")) not in state["built"]:
+    if uri.startswith("dockerd://") and tagged(uri.removeprefix("dockerd://")) not in state["built"]:
         raise Refused(f"[ERROR] No such image: {uri.removeprefix('dockerd://')} (build it with docker first)")
     output = (
         flags.get("-o") or flags.get("--output") or [re.sub(r"\W", "+", uri.split("://")[-1]) + ".sqsh"]
@@ -391,7 +436,7 @@ def _enroot(config: dict, state: dict, argv: list[str]) -> int:
     return 0
 
 
-def _tagged(name: str) -> str:
+def tagged(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 

@@ -79,6 +79,8 @@ def write_standins(
     present: Iterable[str] = (),
     tools: Iterable[str] = TOOLS,
     instance_type: str | None = None,
+    outputs: Mapping[str, Path | int] | None = None,
+    images_present: Iterable[str] = (),
 ) -> Path:
     """Write the stand-ins ``tools`` (``kubectl``, ``eksctl`` and ``helm`` by default; any of
     ``JOB_TOOLS``: ``srun``, ``docker``, ``enroot``) into ``bin_dir``; return the calls log.
@@ -88,7 +90,9 @@ def write_standins(
     (empty: the CRD does not exist). ``present`` names objects the cluster has without an apply the
     stand-in could read, as ``kind/name`` or ``kind/name@namespace``
     (``deployment/mpi-operator@mpi-operator``). ``instance_type``: the node type ``nvidia-smi`` lists the
-    GPUs of (none: it fails as without a driver).
+    GPUs of (none: it fails as without a driver). ``outputs``: what a program launched with ``srun``
+    printed on a real cluster (a recorded file) or exits with (a status), by program name.
+    ``images_present``: images the node has without a build here (pulled from a registry).
     """
     bin_dir.mkdir(parents=True, exist_ok=True)
     log = bin_dir / LOG
@@ -105,7 +109,14 @@ def write_standins(
         "crd_versions": crd_versions,
         "bin": str(bin_dir.resolve()),
         "instance_type": instance_type,
+        "outputs": {
+            name: value if isinstance(value, int) else str(Path(value).resolve())
+            for name, value in (outputs or {}).items()
+        },
     }
+    if images_present:
+        state = {"built": {job_standins.tagged(tag): {"present": True} for tag in images_present}}
+        (bin_dir / job_standins.IMAGES).write_text(json.dumps({**job_standins.empty_images(), **state}))
     (bin_dir / CONFIG).write_text(json.dumps(config, indent=1))
     python = _python()
     for tool in tools:

@@ -130,3 +130,46 @@ def test_a_batch_script_on_the_gpu_shaped_slurm_launches_through_the_srun_stand_
     assert launch["job"] == str(job.id) and launch["num_nodes"] == 2 and len(job.nodes) == 2
     assert launch["command"][-2:] == ["--gpus", "8"]
     assert "srun stand-in: job" in job.output()
+
+
+def test_docker_run_needs_a_built_or_present_image_and_records_the_run(tmp_path):
+    bin_dir = tmp_path / "bin"
+    log = write_standins(bin_dir, tools=JOB_TOOLS, images_present=["nvcr.io/nvidia/nemo:25.11"])
+    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    def docker(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *argv], env=env, capture_output=True, text=True, check=False)
+
+    missing = docker("run", "--rm", "app:dev", "python3", "x.py")
+    assert missing.returncode == 1 and "Unable to find image 'app:dev' locally" in missing.stderr
+    mount = docker("run", "-v", "/no/such:/d", "nvcr.io/nvidia/nemo:25.11")
+    assert "bind source path does not exist: /no/such" in mount.stderr
+    done = docker("run", "--rm", "--gpus", "all", "-e", "A=1", "nvcr.io/nvidia/nemo:25.11", "python3", "-V")
+    assert done.returncode == 0, done.stderr
+    (run,) = images(log)["runs"]
+    assert run == {
+        "image": "nvcr.io/nvidia/nemo:25.11",
+        "options": ["--rm", "--gpus", "all", "-e", "A=1"],
+        "command": ["python3", "-V"],
+    }
+
+
+def test_srun_prints_a_recorded_output_or_returns_a_recorded_status(tmp_path):
+    recorded = tmp_path / "all_reduce.log"
+    recorded.write_text("# nccl-tests output\n")
+    bin_dir = tmp_path / "bin"
+    write_standins(bin_dir, tools=JOB_TOOLS, outputs={"all_reduce_perf": recorded, "grep": 1})
+    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_JOB_ID": "3"}
+    image = ["--container-image=nccl:1"]
+    done = subprocess.run(
+        ["srun", *image, "/opt/nccl-tests/all_reduce_perf", "-b", "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.endswith("all_reduce_perf -b 8\n# nccl-tests output\n")
+    probe = subprocess.run(
+        ["srun", *image, "grep", "-q", "x", "y"], env=env, capture_output=True, text=True, check=False
+    )
+    assert probe.returncode == 1 and probe.stdout == ""

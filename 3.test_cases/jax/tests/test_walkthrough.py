@@ -55,7 +55,7 @@ def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
 @pytest.mark.slurm
 def test_readme_gpu_cluster_walkthrough_submits_on_a_p5_shaped_slurm(gpu_slurm, artifacts_root, tmp_path):
     """Section 3 as written: the image is built and imported, then the container and MaxText batch
-    scripts run on a real Slurm of 4 nodes x 8 GPUs; only srun, docker and enroot are stood in for."""
+    scripts run on a real Slurm of 8 nodes x 8 GPUs; only srun, docker and enroot are stood in for."""
     run = run_on_cluster(README, "gpu-cluster", artifacts_root / "jax-wt-gpu", tmp_path / "bin", gpu_slurm)
     jobs = run.jobs
     assert [job.state for job in jobs] == ["COMPLETED"] * 3

@@ -34,7 +34,7 @@ def test_readme_dry_run_prints_the_srun_and_summary_commands(artifacts_root):
 
 @pytest.mark.slurm
 def test_readme_cluster_walkthrough_validates_every_node(gpu_slurm, artifacts_root, tmp_path):
-    """Section 2 as written, on a real local Slurm (2 of its 4 nodes): nothing is stood in for (no tools), the
+    """Section 2 as written, on a real local Slurm (2 of its 8 nodes): nothing is stood in for (no tools), the
     job validates each node on its CPUs and summarizes them."""
     run = run_on_cluster(
         README,

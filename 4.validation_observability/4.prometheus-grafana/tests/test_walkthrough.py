@@ -38,7 +38,7 @@ def test_readme_slurm_walkthrough_writes_targets_and_leaves_nothing_running(arti
 
 @pytest.mark.slurm
 def test_readme_head_node_walkthrough_writes_targets_of_gpu_nodes(gpu_slurm, artifacts_root, tmp_path):
-    """Section 2's `make targets` as written, on a real local Slurm of 4 nodes x 8 GPUs (nothing stood
+    """Section 2's `make targets` as written, on a real local Slurm of 8 nodes x 8 GPUs (nothing stood
     in for): every node gets node and EFA exporter targets, and the GPU nodes DCGM's."""
     run = run_on_cluster(
         README,
@@ -52,5 +52,5 @@ def test_readme_head_node_walkthrough_writes_targets_of_gpu_nodes(gpu_slurm, art
     targets = run.workdir / "4.validation_observability/4.prometheus-grafana/prometheus/targets"
     for job in ("node", "efa", "dcgm"):
         groups = json.loads((targets / f"{job}.json").read_text())
-        assert [group["labels"]["instance"] for group in groups] == ["n1", "n2", "n3", "n4"], job
-    assert "slurm-targets: 4 of 4 nodes (4 with GPUs)" in run.output
+        assert [group["labels"]["instance"] for group in groups] == [f"n{i}" for i in range(1, 9)], job
+    assert "slurm-targets: 8 of 8 nodes (8 with GPUs)" in run.output

@@ -77,7 +77,7 @@ def test_readme_gpu_cluster_walkthrough_builds_and_submits_on_a_p5_shaped_slurm(
     gpu_slurm, artifacts_root, tmp_path
 ):
     """Sections 3 (the image) and 4 as written: the images are built and imported, and the collective
-    benchmark's batch script runs on a real Slurm of 4 nodes x 8 GPUs; only srun (the GPU ranks), docker
+    benchmark's batch script runs on a real Slurm of 8 nodes x 8 GPUs; only srun (the GPU ranks), docker
     and enroot are stood in for."""
     run = run_on_cluster(
         README, "gpu-cluster", artifacts_root / "nccl-tests-wt-gpu", tmp_path / "bin", gpu_slurm

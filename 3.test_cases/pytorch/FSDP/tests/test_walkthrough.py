@@ -84,7 +84,7 @@ def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root, tmp_p
 
 @pytest.mark.slurm
 def test_readme_gpu_cluster_walkthrough_submits_on_a_p5_shaped_slurm(gpu_slurm, artifacts_root, tmp_path):
-    """Sections 2 (GPU cluster) and 3 as written: the batch scripts run on a real Slurm of 4 nodes x 8
+    """Sections 2 (GPU cluster) and 3 as written: the batch scripts run on a real Slurm of 8 nodes x 8
     GPUs; only srun (the GPU ranks), docker and enroot are stood in for."""
     run = run_on_cluster(README, "gpu-cluster", artifacts_root / "fsdp-wt-gpu", tmp_path / "bin", gpu_slurm)
     assert [len(job.nodes) for job in run.jobs] == [2, 4, 2]

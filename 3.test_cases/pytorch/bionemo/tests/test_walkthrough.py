@@ -33,7 +33,7 @@ def test_readme_gpu_cluster_builds_imports_and_submits_on_a_p5_shaped_slurm(
     gpu_slurm, artifacts_root, tmp_path
 ):
     """Section 3 as written: the image checked and imported, then `make slurm` and `sbatch` on a real
-    Slurm of 4 nodes x 8 GPUs; only docker, enroot and srun (the GPU tasks) are stood in for."""
+    Slurm of 8 nodes x 8 GPUs; only docker, enroot and srun (the GPU tasks) are stood in for."""
     run = run_on_cluster(
         README, "gpu-cluster", artifacts_root / "wt-bionemo-gpu", tmp_path / "bin", gpu_slurm
     )

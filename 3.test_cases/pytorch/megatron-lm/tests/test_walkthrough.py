@@ -84,7 +84,7 @@ def test_readme_gpu_cluster_walkthrough_runs_the_image_on_a_p5_shaped_slurm(
     gpu_slurm, artifacts_root, tmp_path
 ):
     """Section 3 as written: the image built and imported with enroot, a llama2_70b job submitted in it to
-    a real Slurm of 4 nodes x 8 GPUs; only docker, enroot and srun are stood in for."""
+    a real Slurm of 8 nodes x 8 GPUs; only docker, enroot and srun are stood in for."""
     run = run_on_cluster(
         README, "gpu-cluster", artifacts_root / "wt-megatron-lm-gpu", tmp_path / "bin", gpu_slurm
     )

@@ -54,7 +54,7 @@ def test_readme_gpu_cluster_walkthrough_runs_the_image_on_a_p5_shaped_slurm(
     gpu_slurm, artifacts_root, tmp_path
 ):
     """Section 3 as written: the base and the image built, the image imported with enroot, an mpt-1b job
-    on 2 nodes and an mpt-7b job on 4 submitted in it to a real Slurm of 4 nodes x 8 GPUs; only docker,
+    on 2 nodes and an mpt-7b job on 4 submitted in it to a real Slurm of 8 nodes x 8 GPUs; only docker,
     enroot and srun are stood in for."""
     run = run_on_cluster(
         README, "gpu-cluster", artifacts_root / "wt-composer-gpu", tmp_path / "bin", gpu_slurm

@@ -31,7 +31,7 @@ def test_readme_dry_run_walkthrough(artifacts_root):
 def test_readme_gpu_cluster_bootstraps_on_a_p5_shaped_slurm_and_builds_the_image(
     gpu_slurm, artifacts_root, tmp_path
 ):
-    """Sections 2 and 3 as written: `sbatch --wait slurm/bootstrap.sbatch` on a real Slurm of 4 nodes x 8
+    """Sections 2 and 3 as written: `sbatch --wait slurm/bootstrap.sbatch` on a real Slurm of 8 nodes x 8
     GPUs (srun in the NeMo container stood in for), then `make container` and `make enroot`."""
     run = run_on_cluster(
         README, "gpu-cluster", artifacts_root / "nemo-launcher-wt-gpu", tmp_path / "bin", gpu_slurm

@@ -47,7 +47,7 @@ def test_readme_gpu_cluster_builds_imports_and_submits_on_a_p5_shaped_slurm(
     gpu_slurm, artifacts_root, tmp_path
 ):
     """Section 3 as written: the image checked and imported, then `sbatch slurm/nemo-run.sbatch` in it on a
-    real Slurm of 4 nodes x 8 GPUs; only docker, enroot, nvidia-smi and srun (the GPU ranks) stand in."""
+    real Slurm of 8 nodes x 8 GPUs; only docker, enroot, nvidia-smi and srun (the GPU ranks) stand in."""
     run = run_on_cluster(
         README, "gpu-cluster", artifacts_root / "nemo-run-wt-gpu", tmp_path / "bin", gpu_slurm
     )

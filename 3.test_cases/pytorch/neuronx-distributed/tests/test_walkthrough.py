@@ -36,7 +36,7 @@ def test_readme_container_walkthrough_compiles_then_trains_on_a_trn1_shaped_slur
     gpu_slurm, artifacts_root, tmp_path
 ):
     """Section 3 as written: the image checked and imported, then the compile and the train job on a real
-    Slurm of 4 nodes with trn1.32xlarge's EFA devices; only docker, enroot and srun are stood in for."""
+    Slurm of 8 nodes with trn1.32xlarge's EFA devices; only docker, enroot and srun are stood in for."""
     run = run_on_cluster(
         README,
         "gpu-cluster",
