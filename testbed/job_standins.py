@@ -28,6 +28,9 @@ only its ``srun`` is stood in for. What each checks before it records:
 - ``enroot import [-o OUT] dockerd://TAG``: TAG must have been built; the import is recorded (no
   squashfs is written). Other enroot commands are recorded only.
 - ``nvidia-smi`` (``-L`` or bare) lists the GPUs of the instance type the stand-ins were written for.
+- ``session-manager-plugin`` (``SESSION_TOOLS``): what ``aws ssm start-session`` runs once the API (here
+  the emulator, which starts a session only to a node that exists) returned a session: it needs that
+  session's id, token and stream URL, prints the plugin's start and exit lines and returns (no node runs).
 
 :func:`node_env` gives the rest of a node's shape to the scripts' own detection (``efa-env.sh``):
 ``INSTANCE_TYPE`` and an ``EFA_SYSFS`` folder with the instance type's EFA device count.
@@ -49,6 +52,8 @@ from typing import Any
 import yaml
 
 JOB_TOOLS = ("srun", "docker", "enroot", "nvidia-smi")
+# The AWS CLI's Session Manager plugin, which `aws ssm start-session` runs with the session it started.
+SESSION_TOOLS = ("session-manager-plugin",)
 INSTANCE_TYPES = Path(__file__).resolve().parents[1] / "1.architectures" / "instance-types.yaml"
 LAUNCHES = "launches.jsonl"
 IMAGES = "images.json"
@@ -138,6 +143,7 @@ def run(tool: str, config: dict, argv: list[str]) -> int:
     state is read and written under a lock: jobs' srun calls run beside the walkthrough's docker calls."""
     state_file = Path(config["bin"]) / IMAGES
     tools = {"srun": _srun, "docker": _docker, "enroot": _enroot, "nvidia-smi": _nvidia_smi}
+    tools["session-manager-plugin"] = _session_manager_plugin
     with open(state_file.with_suffix(".lock"), "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = json.loads(state_file.read_text()) if state_file.exists() else empty_images()
@@ -452,4 +458,32 @@ def _nvidia_smi(config: dict, state: dict, argv: list[str]) -> int:
         raise Refused("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
     for index in range(accelerator["count"]):
         print(f"GPU {index}: NVIDIA {accelerator['model']} (UUID: GPU-stand-in-{index})")
+    return 0
+
+
+# --------------------------------------------------------------------------- session-manager-plugin
+
+PLUGIN_VERSION = "1.2.764.0"  # the AWS CLI's recommended minimum: it warns below it
+
+
+def _session_manager_plugin(config: dict, state: dict, argv: list[str]) -> int:
+    """``session-manager-plugin --version``, or ``RESPONSE REGION StartSession PROFILE PARAMETERS
+    ENDPOINT`` as the AWS CLI calls it."""
+    if argv[:1] == ["--version"]:
+        print(PLUGIN_VERSION)
+        return 0
+    if len(argv) < 6 or argv[2] != "StartSession":
+        raise Refused("session-manager-plugin: the stand-in takes what `aws ssm start-session` passes")
+    response = os.environ.get(argv[0], argv[0])  # the CLI may pass the name of a variable holding it
+    try:
+        session = json.loads(response)
+        target = json.loads(argv[4])["Target"]
+    except (ValueError, KeyError, TypeError):
+        raise Refused(f"session-manager-plugin: cannot read the session {argv[0][:80]!r}") from None
+    if not all(session.get(key) for key in ("SessionId", "TokenValue", "StreamUrl")):
+        raise Refused("session-manager-plugin: the session lacks SessionId, TokenValue or StreamUrl")
+    print(
+        f"\nStarting session with SessionId: {session['SessionId']} (stand-in: to {target}, no node here)\n"
+    )
+    print(f"\nExiting session with sessionId: {session['SessionId']}.\n")
     return 0

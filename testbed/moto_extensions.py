@@ -40,6 +40,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation import responses as cfn_responses
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.common_models import CloudFormationModel
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.flow_logs import FlowLogs
@@ -52,7 +53,8 @@ from moto.iam.exceptions import InvalidInput
 from moto.iam.models import Role, iam_backends
 from moto.iam.responses import IamResponse
 from moto.s3.models import FakeBucket, s3_backends
-from moto.sagemaker.models import ClusterNode, SageMakerModelBackend
+from moto.sagemaker.models import ClusterNode, SageMakerModelBackend, sagemaker_backends
+from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.utilities.utils import get_partition
 from yaml import MappingNode
 
@@ -1285,6 +1287,63 @@ def _cluster_nodes_without_address() -> bool:
     )
 
 
+# --- ssm:StartSession ---------------------------------------------------------------------------------------
+
+
+def _session_target_exists(account_id: str, region: str, target: str) -> bool:
+    """An EC2 instance of the emulator (``i-...``) or a HyperPod node,
+    ``sagemaker-cluster:<cluster id>_<instance group>-<instance id>``."""
+    if target.startswith("sagemaker-cluster:"):
+        backend = sagemaker_backends[account_id][region]
+        wanted = target.removeprefix("sagemaker-cluster:")
+        return any(
+            f"{cluster.arn.rsplit('/', 1)[-1]}_{node.instance_group_name}-{node.instance_id}" == wanted
+            for cluster in backend.clusters.values()
+            for node in cluster.nodes.values()
+        )
+    ec2 = ec2_backends[account_id][region]
+    return any(
+        target == instance.id
+        for reservation in ec2.reservations.values()
+        for instance in reservation.instances
+    )
+
+
+def _start_session(self: Any) -> str:
+    """``SimpleSystemManagerResponse.start_session``: a session to a node that exists (else AWS's
+    TargetNotConnected); the data channel is the Session Manager plugin's to open."""
+    target = self._get_param("Target") or ""
+    if not _session_target_exists(self.current_account, self.region, target):
+        raise JsonRESTError("TargetNotConnected", f"{target} is not connected.")
+    session_id = f"botocore-session-{secrets.token_hex(9)[:17]}"
+    stream = (
+        f"wss://ssmmessages.{self.region}.amazonaws.com/v1/data-channel/{session_id}?role=publish_subscribe"
+    )
+    token = secrets.token_urlsafe(24)
+    return json.dumps({"SessionId": session_id, "TokenValue": token, "StreamUrl": stream})
+
+
+def _terminate_session(self: Any) -> str:
+    return json.dumps({"SessionId": self._get_param("SessionId")})
+
+
+def _install_start_session() -> None:
+    SimpleSystemManagerResponse.start_session = _start_session
+    SimpleSystemManagerResponse.terminate_session = _terminate_session
+
+
+@_on_plain_moto
+def _start_session_missing() -> bool:
+    _, subnet = _vpc_and_subnet()
+    ec2 = _aws("ec2")
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)
+    try:
+        _aws("ssm").start_session(Target=instance["Instances"][0]["InstanceId"])
+    except Exception:
+        return True
+    return False
+
+
 # --- the registry ----------------------------------------------------------------------------------------
 
 _ROLE_CREATE = "`iam.models.Role.create_from_cloudformation_json` (wrapped)"
@@ -1521,6 +1580,17 @@ REGISTRY: tuple[Patch, ...] = (
         "(wrapped)",
         _install_sagemaker_cluster_nodes,
         _cluster_nodes_without_address,
+    ),
+    Patch(
+        "ssm-start-session",
+        "`ssm:StartSession` and `ssm:TerminateSession`",
+        "not implemented; the extension starts a session only to a node that exists (an EC2 instance or a "
+        "HyperPod node's `sagemaker-cluster:` target, else AWS's TargetNotConnected) and returns the ids "
+        "the Session Manager plugin takes",
+        "implements StartSession",
+        "`ssm.responses.SimpleSystemManagerResponse.start_session`, `.terminate_session` (added)",
+        _install_start_session,
+        _start_session_missing,
     ),
 )
 

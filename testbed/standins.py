@@ -52,7 +52,8 @@ from testbed import job_standins, kube
 from testbed.walkthrough import WalkthroughResult, run_walkthrough
 
 TOOLS = ("kubectl", "eksctl", "helm")
-JOB_TOOLS = job_standins.JOB_TOOLS  # srun, docker, enroot: see testbed/job_standins.py
+JOB_TOOLS = job_standins.JOB_TOOLS  # srun, docker, enroot, nvidia-smi: see testbed/job_standins.py
+SESSION_TOOLS = job_standins.SESSION_TOOLS  # session-manager-plugin
 CONFIG = "standins.json"
 LOG = "calls.log"
 OBJECTS = "objects.json"
@@ -120,8 +121,9 @@ def write_standins(
     (bin_dir / CONFIG).write_text(json.dumps(config, indent=1))
     python = _python()
     for tool in tools:
-        if tool not in TOOLS + JOB_TOOLS:
-            raise ValueError(f"no stand-in for {tool!r}; there are {', '.join(TOOLS + JOB_TOOLS)}")
+        if tool not in TOOLS + JOB_TOOLS + SESSION_TOOLS:
+            known = ", ".join(TOOLS + JOB_TOOLS + SESSION_TOOLS)
+            raise ValueError(f"no stand-in for {tool!r}; there are {known}")
         script = bin_dir / tool
         script.write_text(
             f"#!{python}\n"
@@ -268,7 +270,7 @@ def main(tool: str, config_file: str, argv: list[str]) -> int:
             return _Kubectl(config).run(argv)
         if tool == "eksctl":
             return _eksctl(argv)
-        if tool in JOB_TOOLS:
+        if tool in JOB_TOOLS + SESSION_TOOLS:
             return job_standins.run(tool, config, argv)
         return 0
     except (_Refused, job_standins.Refused) as refused:

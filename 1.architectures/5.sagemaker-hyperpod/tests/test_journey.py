@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm, cluster_processes
+from testbed.standins import SESSION_TOOLS, calls, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -38,8 +39,10 @@ def journey(aws_emulator, artifacts_root):
     with pytest.MonkeyPatch.context() as monkeypatch:
         aws_emulator.export(monkeypatch.setenv)
         workdir = artifacts_root / "hpj"  # short: Slurm's socket paths must fit ip-a-b-c-d node names
+        bin_dir = artifacts_root / "hpj-bin"
+        log = write_standins(bin_dir, tools=SESSION_TOOLS)  # the Session Manager plugin
         try:
-            result = run_walkthrough(README, "journey", workdir, timeout=280)
+            result = run_walkthrough(README, "journey", workdir, timeout=280, standins=bin_dir)
         finally:
             _stop_leftover_slurm(workdir)
     assert result.returncode == 0, result.output[-4000:]
@@ -55,6 +58,7 @@ def journey(aws_emulator, artifacts_root):
         for n in nodes.values()
         if n["InstanceGroupName"] == "worker-group-1"
     )
+    result.calls = calls(log)
     return result, sagemaker.describe_cluster(ClusterName="ml-hp"), nodes, workers
 
 
@@ -73,7 +77,16 @@ def test_journey_creates_the_checked_cluster_and_reads_its_layout(aws_emulator, 
     (controller,) = [i for i, n in nodes.items() if n["InstanceGroupName"] == "controller-machine"]
     cluster_id = cluster["ClusterArn"].split("/")[-1]
     assert re.fullmatch(r"[a-z0-9]{12}", cluster_id) and re.fullmatch(r"i-[0-9a-f]{17}", controller)
-    assert f"sagemaker-cluster:{cluster_id}_controller-machine-{controller}\n" in out
+    target = f"sagemaker-cluster:{cluster_id}_controller-machine-{controller}"
+    assert f"{target}\n" in out
+    # `aws ssm start-session` to it: the emulator started the session (it refuses a node that does not
+    # exist), the AWS CLI handed it to the Session Manager plugin.
+    (version, session) = result.calls
+    assert version == "session-manager-plugin --version" and "StartSession" in session
+    assert (
+        json.dumps({"Target": target}) in session
+        and "Starting session with SessionId: botocore-session-" in out
+    )
 
     # resource_config.json: every node with its private IP in the cluster's subnet.
     layout = json.loads((folder / "build" / "resource_config.json").read_text())

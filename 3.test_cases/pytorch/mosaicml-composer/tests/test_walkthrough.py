@@ -1,7 +1,7 @@
 """The README's walkthroughs, run as written in a copy of the repository: "preview" (the launch previews and
-the manifest), "k8s" (kubectl stood in for) and "gpu-cluster" (section 3: the image built, imported and two
-jobs submitted to a p5-shaped local Slurm, with docker, enroot and srun stood in for). The GPU training
-block of section 1 is marked illustrative, with the reason."""
+the manifest), "gpu-machine" (section 1's build, data step and training in the image, docker stood in for),
+"k8s" (kubectl stood in for) and "gpu-cluster" (section 3: the image built, imported and two jobs submitted
+to a p5-shaped local Slurm, with docker, enroot and srun stood in for)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from testbed.kube import validate_manifest
-from testbed.standins import run_on_cluster, run_with_standins
+from testbed.standins import JOB_TOOLS, run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -99,3 +99,47 @@ def test_readme_gpu_cluster_walkthrough_runs_the_image_on_a_p5_shaped_slurm(
     built = run.images["built"]
     assert set(built) == {base, "composer:0.32.1"} and built["composer:0.32.1"]["from"] == [base]
     assert run.images["imported"] == {"/fsx/images/composer.sqsh": "dockerd://composer:0.32.1"}
+
+
+def test_readme_gpu_machine_walkthrough_builds_then_runs_data_and_training_in_the_image(
+    artifacts_root, tmp_path
+):
+    """Section 1's GPU block as written: the base and the image built, `make data` and `make local` pass
+    their checks and run the image; docker is stood in for (it checks the builds and records each run)."""
+    run = run_with_standins(
+        README, "gpu-machine", artifacts_root / "wt-composer-local", tmp_path / "bin", tools=JOB_TOOLS
+    ).check()
+    case = run.workdir / CASE
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    built = run.images["built"]
+    assert set(built) == {versions["images"]["training-base"], "composer:dev"}
+    assert built["composer:dev"]["from"] == [versions["images"]["training-base"]]
+    assert Path(built["composer:dev"]["dockerfile"]).name == "composer.Dockerfile"
+    data, train = run.images["runs"]
+    assert data["image"] == train["image"] == "composer:dev"
+    assert data["options"] == ["--rm", "-v", f"{case / 'data/c4'}:/data"]
+    assert data["command"][:3] == ["llmfoundry", "data_prep", "convert_dataset_hf"]
+    assert "train_small,val_small" in data["command"] and "--concat-tokens" in data["command"]
+    assert train["options"] == [
+        "--rm",
+        "--gpus",
+        "all",
+        "--ipc=host",
+        "-v",
+        f"{case / 'data/c4'}:/data",
+        "-v",
+        f"{case / 'runs/local'}:/run-dir",
+    ]
+    assert train["command"] == [
+        "composer",
+        "--nproc",
+        "8",
+        "-m",
+        "llmfoundry.cli.cli",
+        "train",
+        "yamls/mpt-125m.yaml",
+        "run_name=local-mpt-125m",
+        "save_folder=/run-dir/checkpoints",
+        "variables.data_local=/data",
+        "max_duration=200ba",
+    ]

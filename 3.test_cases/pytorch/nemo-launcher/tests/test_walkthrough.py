@@ -1,6 +1,7 @@
 """The README's commands as written: the overrides tool, the launch script's and bootstrap's dry runs,
-the bootstrap job on a p5-shaped Slurm and the image steps (stand-ins for srun, docker and enroot), and
-`make k8s` (project venv; the launcher itself needs GPUs and the NeMo container)."""
+`make local` in the image (docker stood in for), the bootstrap job on a p5-shaped Slurm and the image steps
+(stand-ins for srun, docker and enroot), and `make k8s` (project venv; the launcher itself needs GPUs and
+the NeMo container)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from testbed.kube import validate_manifest
-from testbed.standins import run_on_cluster, run_with_standins
+from testbed.standins import JOB_TOOLS, run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -78,3 +79,33 @@ def test_readme_k8s_walkthrough(artifacts_root, tmp_path):
     assert [(o["kind"], o["name"]) for o in run.applied] == [("pytorchjob", "nemo-launcher")]
     assert "pytorchjob.kubeflow.org/nemo-launcher created" in run.output
     assert "nemo-launcher-worker-0 started\n" in run.output  # what kubectl logs printed
+
+
+def test_readme_gpu_machine_walkthrough_runs_the_launcher_interactive_in_the_image(artifacts_root, tmp_path):
+    """Section 1 as written: the image built FROM NVIDIA's NeMo image, then `make local` builds the preset's
+    overrides (before Docker: a bad preset stops there) and runs main.py in the image on this machine's GPUs
+    in the launcher's interactive mode; docker is stood in for (it checks the build and records the run)."""
+    run = run_with_standins(
+        README, "gpu-machine", artifacts_root / "nemo-launcher-wt-local", tmp_path / "bin", tools=JOB_TOOLS
+    ).check()
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    image = run.images["built"]["nemo-launcher:24.09"]
+    assert list(run.images["built"]) == ["nemo-launcher:24.09"]
+    assert image["from"] == [versions["images"]["nemo-launcher"]]
+    results = run.workdir / CASE / "results"
+    assert results.is_dir()
+    (recorded,) = run.images["runs"]
+    assert recorded["image"] == "nemo-launcher:24.09"
+    assert recorded["options"] == ["--rm", "--gpus", "all", "--shm-size=16g", "-v", f"{results}:/results"]
+    command = recorded["command"]
+    assert command[:2] == ["python3", "/opt/NeMo-Framework-Launcher/launcher_scripts/main.py"]
+    assert "training=gpt3/5b" in command and "stages=[training]" in command
+    # The preset's cluster settings first, then make local's: the later override wins in hydra.
+    assert command.index("cluster_type=bcm") < command.index("cluster_type=interactive")
+    assert command[-5:] == [
+        "cluster_type=interactive",
+        "launcher_scripts_path=/opt/NeMo-Framework-Launcher/launcher_scripts/",
+        "base_results_dir=/results",
+        "training.trainer.num_nodes=1",
+        "training.trainer.devices=8",
+    ]

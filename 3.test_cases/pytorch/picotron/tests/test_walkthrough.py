@@ -1,6 +1,7 @@
 """The README's walkthroughs, run as written in a copy of the repository: "configs" (the generator, a
-DRY_RUN preview, make k8s), "k8s" (kubectl stood in for) and "image" (section 3's build and enroot import,
-docker and enroot stood in for). That every other command block is marked illustrative, with the reason,
+DRY_RUN preview, make k8s), "gpu-machine" (section 1's build and `make local` runs, docker stood in for),
+"k8s" (kubectl stood in for) and "image" (section 3's build and enroot import, docker and enroot stood in
+for). That every other command block is marked illustrative, with the reason,
 is part of the test-case contract."""
 
 from __future__ import annotations
@@ -81,3 +82,54 @@ def test_readme_image_walkthrough_builds_and_imports_the_image(artifacts_root, t
         ["docker", "build"],
         ["enroot", "import"],
     ]
+
+
+def test_readme_gpu_machine_walkthrough_verifies_each_preset_then_runs_it_in_the_image(
+    artifacts_root, tmp_path
+):
+    """Section 1's GPU block as written: the base and the image built, then each `make local` verifies that
+    its preset fills NPROC_PER_NODE GPUs before running the image; docker is stood in for (it checks the
+    builds and records each run)."""
+    run = run_with_standins(
+        README, "gpu-machine", artifacts_root / "wt-picotron-local", tmp_path / "bin", tools=JOB_TOOLS
+    ).check()
+    versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
+    base = versions["images"]["training-base"]
+    built = run.images["built"]
+    assert set(built) == {base, "picotron:dev"}
+    assert built["picotron:dev"]["dockerfile"] == "picotron.Dockerfile" and built["picotron:dev"]["from"] == [
+        base
+    ]
+    # The Makefile's check, before each docker run: the preset's layout fills the GPUs it is given.
+    assert "smollm_360m-1gpu.json: tp 1 x pp 1 x cp 1 x dp 1 = 1 ranks" in run.output
+    assert "smollm_360m-1node.json: tp 1 x pp 1 x cp 1 x dp 8 = 8 ranks" in run.output
+    run_dir = run.workdir / CASE / "runs" / "local"
+    assert run_dir.is_dir()
+    runs = run.images["runs"]
+    for recorded, preset, gpus in zip(
+        runs, ["smollm_360m-1gpu", "smollm_360m-1node"], ["1", "8"], strict=True
+    ):
+        assert recorded["image"] == "picotron:dev"
+        assert recorded["options"] == [
+            "--rm",
+            "--gpus",
+            "all",
+            "--ipc=host",
+            "-e",
+            "HF_TOKEN",
+            "-e",
+            "CUDA_DEVICE_MAX_CONNECTIONS=1",
+            "-v",
+            f"{run_dir}:/workspace/run",
+            "-w",
+            "/workspace/run",
+        ]
+        assert recorded["command"] == [
+            "torchrun",
+            "--standalone",
+            "--nproc-per-node",
+            gpus,
+            "/opt/picotron/train.py",
+            "--config",
+            f"/workspace/picotron/configs/{preset}.json",
+        ]
