@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from promql_check import FOLDER
@@ -38,19 +39,27 @@ def test_readme_slurm_walkthrough_writes_targets_and_leaves_nothing_running(arti
 
 @pytest.mark.slurm
 def test_readme_head_node_walkthrough_writes_targets_of_gpu_nodes(gpu_slurm, artifacts_root, tmp_path):
-    """Section 2's `make targets` as written, on a real local Slurm of 8 nodes x 8 GPUs (nothing stood
-    in for): every node gets node and EFA exporter targets, and the GPU nodes DCGM's."""
+    """Section 2 as written on the head node: `make targets` on a real local Slurm of 8 nodes x 8 GPUs
+    (every node gets node and EFA exporter targets, the GPU nodes DCGM's), then `make grafana` with docker
+    stood in for (the run recorded: the pinned image, the provisioning folders mounted read-only)."""
+    image = re.search(r"^GRAFANA_IMAGE \?= (\S+)", (README.parent / "Makefile").read_text(), re.M)[1]
     run = run_on_cluster(
         README,
         "head-node",
         artifacts_root / "wt-prom-head-node",
         tmp_path / "bin",
         gpu_slurm,
-        tools=(),
+        tools=("docker",),
         instance_type=None,
+        images_present=[image],
     )
     targets = run.workdir / "4.validation_observability/4.prometheus-grafana/prometheus/targets"
     for job in ("node", "efa", "dcgm"):
         groups = json.loads((targets / f"{job}.json").read_text())
         assert [group["labels"]["instance"] for group in groups] == [f"n{i}" for i in range(1, 9)], job
     assert "slurm-targets: 8 of 8 nodes (8 with GPUs)" in run.output
+    (grafana,) = run.images["runs"]
+    folder = run.workdir / "4.validation_observability/4.prometheus-grafana/grafana"
+    assert grafana["image"] == image and grafana["options"][:2] == ["--rm", "--network"]
+    assert f"{folder}/provisioning:/etc/grafana/provisioning:ro" in grafana["options"]
+    assert f"{folder}/dashboards:/var/lib/grafana/dashboards:ro" in grafana["options"]
