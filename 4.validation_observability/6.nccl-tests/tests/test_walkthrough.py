@@ -76,22 +76,42 @@ def test_readme_dry_run_walkthrough(artifacts_root):
 def test_readme_gpu_cluster_walkthrough_builds_and_submits_on_a_p5_shaped_slurm(
     gpu_slurm, artifacts_root, tmp_path
 ):
-    """Sections 3 (the image) and 4 as written: the images are built and imported, and the collective
-    benchmark's batch script runs on a real Slurm of 8 nodes x 8 GPUs; only srun (the GPU ranks), docker
-    and enroot are stood in for."""
+    """Sections 3 and 4 as written: the images are built and imported, the nccl-tests sweep runs in the
+    imported image and its verdict judges a recorded 2-node p5 output, and the collective benchmark's
+    batch script runs; a real Slurm of 8 nodes x 8 GPUs, only srun (the GPU ranks), docker and enroot
+    are stood in for. The probe of -J gets what the image's nccl-tests 2.17.9 answers."""
     run = run_on_cluster(
-        README, "gpu-cluster", artifacts_root / "nccl-tests-wt-gpu", tmp_path / "bin", gpu_slurm
+        README,
+        "gpu-cluster",
+        artifacts_root / "nccl-tests-wt-gpu",
+        tmp_path / "bin",
+        gpu_slurm,
+        outputs={"all_reduce_perf": str(RECORDED), "grep": 0},
     )
     versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
     base = versions["images"]["training-base"]
     assert run.images["built"]["nccl-tests:dev"]["from"] == [base] and base in run.images["built"]
     assert run.images["imported"] == {"/fsx/images/nccl-tests.sqsh": "dockerd://nccl-tests:dev"}
-    (job,) = run.jobs
-    assert job.state == "COMPLETED" and len(job.nodes) == 2
-    (launch,) = run.launches
-    assert launch["job"] == str(job.id) and launch["num_nodes"] == 2
-    assert launch["options"]["--ntasks-per-node"] == "1"
     folder = Path(run.workdir, "4.validation_observability", "6.nccl-tests")
+    sweep, bench = run.jobs
+    assert len(sweep.nodes) == 2 and len(bench.nodes) == 2
+
+    probe, nccl = run.launches_of(sweep)
+    assert probe["command"] == ["grep", "-aqs", "--", "--output_file", "/opt/nccl-tests/all_reduce_perf"]
+    results = folder / "results" / f"nccl-tests-{sweep.id}"
+    assert nccl["num_nodes"] == 2 and nccl["options"]["--ntasks-per-node"] == "8"
+    assert nccl["options"]["--container-image"] == "/fsx/images/nccl-tests.sqsh"
+    assert nccl["options"]["--container-mounts"] == f"{results.resolve()}:{results.resolve()}"
+    assert nccl["command"][0] == "/opt/nccl-tests/all_reduce_perf"
+    assert nccl["command"][-2:] == ["-J", f"{results.resolve()}/all_reduce.json"]
+    assert nccl["env"]["FI_PROVIDER"] == "efa" and nccl["env"]["NCCL_DEBUG"] == "INFO"
+    verdict = sweep.output()
+    assert "# Verdict : OK" in verdict and "band 440-490 GB/s of p5.48xlarge, 2 node(s)" in verdict
+    rows = (results / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("log,") and len(rows) > 1 and all("all_reduce" in row for row in rows[1:])
+
+    (launch,) = run.launches_of(bench)
+    assert launch["num_nodes"] == 2 and launch["options"]["--ntasks-per-node"] == "1"
     torchrun = Path(run.workdir, ".venv", "bin", "torchrun")
     assert Path(launch["command"][0]).resolve() == torchrun.resolve()  # the venv make venv uses
     assert "--nproc-per-node=8" in launch["command"] and "--nnodes=2" in launch["command"]

@@ -126,3 +126,42 @@ def test_readme_dry_run_prints_the_srun_command(artifacts_root):
     assert result.returncode == 0, result.output[-4000:]
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("srun --nodes=") and "--preset llama2_70b" in line
+
+
+@pytest.mark.framework
+@pytest.mark.slurm
+def test_readme_gpu_venv_walkthrough_submits_both_presets_on_a_p5_shaped_slurm(
+    gpu_slurm, artifacts_root, tmp_path, monkeypatch
+):
+    """Section 2's GPU commands as written, with this session's venv (megatron-core) as the venv `make
+    venv` made: llama3_1_8b on 1 node and llama3_1_70b on 8 of a real Slurm of 8 nodes x 8 GPUs; only srun
+    is stood in for, and it checks that the venv's torchrun and src/train.py exist."""
+    monkeypatch.setenv("VENV", SESSION_VENV)
+    run = run_on_cluster(
+        README, "gpu-venv", artifacts_root / "wt-megatron-lm-venv", tmp_path / "bin", gpu_slurm
+    )
+    folder = (run.workdir / CASE).resolve()
+    small, large = run.jobs
+    assert len(small.nodes) == 1 and len(large.nodes) == 8
+    for job, preset, nodes, extra in (
+        (small, "llama3_1_8b", 1, []),
+        (large, "llama3_1_70b", 8, ["--max-steps", "2000"]),
+    ):
+        [launch] = run.launches_of(job)
+        command, env = launch["command"], launch["env"]
+        assert launch["num_nodes"] == nodes and launch["options"]["--ntasks-per-node"] == "1"
+        assert "--container-image" not in launch["options"]
+        assert command[:3] == [f"{SESSION_VENV}/bin/torchrun", f"--nnodes={nodes}", "--nproc-per-node=8"]
+        assert command[command.index(f"{folder}/src/train.py") :] == [
+            f"{folder}/src/train.py",
+            "--preset",
+            preset,
+            "--data-prefix",
+            "/fsx/data/corpus",
+            "--run-dir",
+            f"{folder}/runs/{preset}-{job.id}",
+            *extra,
+        ]
+        assert env["FI_PROVIDER"] == "efa" and env["FI_EFA_USE_DEVICE_RDMA"] == "1"
+        assert env["CUDA_DEVICE_MAX_CONNECTIONS"] == "1"
+        assert f"megatron-lm {preset}: job {job.id}, {nodes} nodes x 8" in job.output()
