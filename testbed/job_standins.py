@@ -46,6 +46,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +270,10 @@ _DOCKER_VALUED |= {"--secret", "--label", "--cache-from", "--network", "-u", "--
 _DOCKER_VALUED |= {"--output", "-o", "--iidfile", "--shm-size", "--ulimit", "--add-host"}
 
 
-def _docker_options(argv: list[str], valued: set[str]) -> tuple[dict[str, list[str]], list[str]]:
+def parse_options(argv: list[str], valued: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """A CLI's flags (``-f X``, ``--for=Y``, ``--server-side``; a flag in ``valued`` takes the next word)
+    and its positional arguments (``-`` is one: stdin)."""
+    valued = set(valued)
     flags: dict[str, list[str]] = {}
     positional: list[str] = []
     items = iter(argv)
@@ -293,7 +297,7 @@ def _docker(config: dict, state: dict, argv: list[str]) -> int:
     if command == "build":
         return _docker_build(state, rest)
     if command == "login":
-        flags, positional = _docker_options(rest, _DOCKER_VALUED)
+        flags, positional = parse_options(rest, _DOCKER_VALUED)
         if "--password-stdin" in flags and not sys.stdin.read().strip():
             raise Refused("Error: Cannot perform an interactive login from a non TTY device")
         state["logins"].append(positional[0] if positional else "docker.io")
@@ -312,7 +316,7 @@ def _docker_image_command(state: dict, command: str, rest: list[str]) -> int:
         return 0
     if command == "run":
         return _docker_run(state, rest)
-    _, positional = _docker_options(rest, _DOCKER_VALUED)
+    _, positional = parse_options(rest, _DOCKER_VALUED)
     if not positional:
         raise Refused(f'"docker {command}" requires at least 1 argument.')
     name = tagged(positional[0])
@@ -364,7 +368,7 @@ def _docker_run(state: dict, rest: list[str]) -> int:
 
 
 def _docker_build(state: dict, rest: list[str]) -> int:
-    flags, positional = _docker_options(rest, _DOCKER_VALUED)
+    flags, positional = parse_options(rest, _DOCKER_VALUED)
     if len(positional) != 1:
         raise Refused('ERROR: "docker buildx build" requires exactly 1 argument.')
     context = Path(positional[0])
@@ -428,7 +432,7 @@ def _check_sources(words: list[str], context: Path) -> None:
 def _enroot(config: dict, state: dict, argv: list[str]) -> int:
     if argv[:1] != ["import"]:
         return 0
-    flags, positional = _docker_options(argv[1:], {"-o", "--output", "-a", "--arch"})
+    flags, positional = parse_options(argv[1:], {"-o", "--output", "-a", "--arch"})
     if not positional:
         raise Refused("Usage: enroot import [options] [--] URI")
     uri = positional[0]

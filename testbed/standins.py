@@ -296,21 +296,7 @@ def _resource(document: dict) -> str:
     return f"{kind}.{group}" if group else kind
 
 
-def _options(argv: list[str], with_value: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """kubectl's flags (``-f X``, ``--for=Y``, ``--server-side``) and its positional arguments."""
-    with_value = set(with_value)
-    flags: dict[str, list[str]] = {}
-    positional: list[str] = []
-    items = iter(argv)
-    for item in items:
-        if item.startswith("-"):
-            key, equals, value = item.partition("=")
-            if not equals and key in with_value:
-                value = next(items, "")
-            flags.setdefault(key, []).append(value)
-        else:
-            positional.append(item)
-    return flags, positional
+_options = job_standins.parse_options  # kubectl's flags and positional arguments
 
 
 _VALUED = (
