@@ -16,15 +16,11 @@ Command line (state in ``.testbed/aws`` under the current folder unless ``--stat
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import ipaddress
-import json
 import os
-import shutil
 import signal
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -35,8 +31,11 @@ from typing import Any
 
 import boto3
 
+from testbed.service import Service, run_cli
+
 DEFAULT_STATE_DIR = Path(".testbed/aws")
 STATE_FILE = "emulator.json"
+LOG_FILE = "moto.log"
 PORT_FILE = "port"
 CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
 DEFAULT_REGION = "us-east-1"
@@ -52,35 +51,32 @@ class EmulatorError(RuntimeError):
     """The emulator did not start, or a stack operation on it failed."""
 
 
-class AwsEmulator:
+class AwsEmulator(Service):
     """moto server on loopback, started as a subprocess with its own state folder and log."""
 
+    error = EmulatorError
+    state_file = STATE_FILE
+
     def __init__(self, state_dir: Path = DEFAULT_STATE_DIR, region: str = DEFAULT_REGION, keep: bool = False):
-        self.state_dir = Path(state_dir).resolve()
+        super().__init__(Path(state_dir), keep)
         self.region = region
-        self.keep = keep
         self.port: int | None = None
-        self.pid: int | None = None
-        self._process: subprocess.Popen | None = None  # kept so that stop() can reap it
 
     @classmethod
     def attach(cls, state_dir: Path = DEFAULT_STATE_DIR) -> AwsEmulator:
         """The emulator started earlier (``up``) whose state is in ``state_dir``."""
         state_file = Path(state_dir) / STATE_FILE
-        if not state_file.is_file():
-            raise EmulatorError(
-                f"no emulator state in {state_file}; start one with `python -m testbed.aws up`"
-            )
-        state = json.loads(state_file.read_text())
+        state = cls._read_state(
+            state_dir, f"no emulator state in {state_file}; start one with `python -m testbed.aws up`"
+        )
         emulator = cls(Path(state_dir), region=state["region"])
-        emulator.port, emulator.pid = state["port"], state["pid"]
-        return emulator
+        emulator.port = state["port"]
+        return emulator._adopt(state)
 
-    def __enter__(self) -> AwsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    @property
+    def pid(self) -> int | None:
+        """The server process's PID (None when not started)."""
+        return self._pids.get("emulator")
 
     @property
     def endpoint(self) -> str:
@@ -114,80 +110,35 @@ class AwsEmulator:
 
     def start(self) -> AwsEmulator:
         """Start the server and wait until it answers; raise with its log if it does not."""
-        if (self.state_dir / STATE_FILE).exists():
-            raise EmulatorError(
-                f"{self.state_dir / STATE_FILE} exists: an emulator runs there; stop it first"
-            )
+        self._replace_stale(f"{self.state_dir / STATE_FILE} exists: an emulator runs there; stop it first")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._claim_state_dir()
         (self.state_dir / PORT_FILE).unlink(missing_ok=True)
         write_certificate(self.state_dir / CERT_FILE, self.state_dir / KEY_FILE)
-        log = (self.state_dir / "moto.log").open("w")
         repo_root = Path(__file__).resolve().parents[1]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "testbed.aws", "serve", "--state-dir", str(self.state_dir)],
-            cwd=repo_root,
-            # AWS managed policies (e.g. AmazonSageMakerClusterInstanceRolePolicy) exist, with their
-            # documents, as in any account: templates attach them and validators read them.
-            env={**os.environ, "PYTHONPATH": str(repo_root), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        self._process, self.pid = process, process.pid
-        self.port = self._wait_for_port(process)
-        state = {"pid": self.pid, "port": self.port, "region": self.region}
-        (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        argv = [sys.executable, "-m", "testbed.aws", "serve", "--state-dir", str(self.state_dir)]
+        # AWS managed policies (e.g. AmazonSageMakerClusterInstanceRolePolicy) exist, with their
+        # documents, as in any account: templates attach them and validators read them.
+        env = {**os.environ, "PYTHONPATH": str(repo_root), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+        try:
+            self._spawn("emulator", argv, self.state_dir / LOG_FILE, env=env, cwd=repo_root)
+            self.port = self._wait_until(self._answering_port, START_TIMEOUT_S, "emulator did not answer")
+        except BaseException:
+            self.stop()
+            raise
+        self._save_state()
         return self
 
-    def _wait_for_port(self, process: subprocess.Popen) -> int:
-        deadline = time.monotonic() + START_TIMEOUT_S
+    def _state(self) -> dict[str, Any]:
+        return {"pid": self.pid, "port": self.port, "region": self.region}
+
+    def _answering_port(self) -> int | None:
+        """The server's port once it wrote it and answers there, else None."""
         port_file = self.state_dir / PORT_FILE
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.pid = None
-                raise EmulatorError(f"emulator exited with {process.returncode}:\n{self.log_tail()}")
-            if port_file.is_file() and port_file.read_text().strip():
-                port = int(port_file.read_text())
-                if _answers(f"https://127.0.0.1:{port}/moto-api/reset-auth", self.certificate):
-                    return port
-            time.sleep(0.2)
-        process.kill()
-        process.wait()
-        raise EmulatorError(f"emulator did not answer within {START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The end of the server log."""
-        log = self.state_dir / "moto.log"
-        return "\n".join(log.read_text().splitlines()[-lines:]) if log.is_file() else "(no log)"
-
-    def running(self) -> bool:
-        """True while the server process is alive."""
-        if self.pid is None:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def stop(self) -> None:
-        """Stop exactly the process this emulator started; remove the state folder unless kept."""
-        if self.pid is not None and self.running():
-            os.killpg(self.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while self.running() and time.monotonic() < deadline:
-                _reap(self.pid)
-                time.sleep(0.1)
-            if self.running():
-                os.killpg(self.pid, signal.SIGKILL)
-            _reap(self.pid)
-        if self._process is not None:
-            self._process.wait(timeout=10)
-            self._process = None
-        (self.state_dir / STATE_FILE).unlink(missing_ok=True)
-        if not self.keep:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+        port = port_file.read_text().strip() if port_file.is_file() else ""
+        if port and _answers(f"https://127.0.0.1:{port}/moto-api/reset-auth", self.certificate):
+            return int(port)
+        return None
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on the emulator."""
@@ -263,11 +214,6 @@ def _answers(url: str, certificate: Path) -> bool:
         return False
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def deploy_stack(cloudformation: Any, template: Path, stack_name: str, parameters=None) -> dict[str, str]:
     """Create a stack, wait for it, return ``{OutputKey: OutputValue}``; failures carry the events."""
     cloudformation.create_stack(
@@ -337,30 +283,35 @@ def serve(state_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``up`` | ``status`` | ``down`` (and ``serve``, the server process itself)."""
-    parser = argparse.ArgumentParser(prog="python -m testbed.aws", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "status", "down", "serve"])
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    parser.add_argument("--region", default=DEFAULT_REGION)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "serve":
-            serve(args.state_dir)
-        elif args.command == "up":
-            emulator = AwsEmulator(args.state_dir, region=args.region, keep=True).start()
-            print(f"AWS emulator up: {emulator.endpoint} (moto, pid {emulator.pid})")
-            print(exports_line(emulator.env))
-        elif args.command == "status":
-            emulator = AwsEmulator.attach(args.state_dir)
-            state = "running" if emulator.running() else "not running (stale state; run down)"
-            print(f"AWS emulator {state}: {emulator.endpoint}")
-            print(exports_line(emulator.env))
-        else:
-            AwsEmulator.attach(args.state_dir).stop()
-            print(f"AWS emulator stopped and {args.state_dir} removed")
-    except EmulatorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    commands = [
+        ("up", _cli_up, "start an emulator that keeps running after this command"),
+        ("status", _cli_status, "say whether it runs, and its environment"),
+        ("down", _cli_down, "stop it and remove its state folder"),
+        ("serve", lambda ns: serve(ns.state_dir), "the server process itself (what `up` starts)"),
+    ]
+    region = lambda _, parser: parser.add_argument("--region", default=DEFAULT_REGION)  # noqa: E731
+    description = __doc__.splitlines()[0]
+    return run_cli(
+        argv, "python -m testbed.aws", description, DEFAULT_STATE_DIR, commands, (EmulatorError,), region
+    )
+
+
+def _cli_up(args: argparse.Namespace) -> None:
+    emulator = AwsEmulator(args.state_dir, region=args.region, keep=True).start()
+    print(f"AWS emulator up: {emulator.endpoint} (moto, pid {emulator.pid})")
+    print(exports_line(emulator.env))
+
+
+def _cli_status(args: argparse.Namespace) -> None:
+    emulator = AwsEmulator.attach(args.state_dir)
+    state = "running" if emulator.running() else "not running (stale state; run down)"
+    print(f"AWS emulator {state}: {emulator.endpoint}")
+    print(exports_line(emulator.env))
+
+
+def _cli_down(args: argparse.Namespace) -> None:
+    AwsEmulator.attach(args.state_dir).stop()
+    print(f"AWS emulator stopped and {args.state_dir} removed")
 
 
 if __name__ == "__main__":

@@ -19,19 +19,19 @@ Command line (state in ``.testbed/docker`` under the current folder unless ``--s
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import DockerException
+
+from testbed.service import Service, run_cli
 
 DEFAULT_STATE_DIR = Path(".testbed/docker")
 STATE_FILE = "daemon.json"
@@ -76,19 +76,20 @@ def find_dockerd() -> str | None:
     return shutil.which("dockerd", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
 
 
-class LocalDocker:
+class LocalDocker(Service):
     """``dockerd`` on a socket in ``state_dir``; a context manager that starts and stops it."""
+
+    error = DockerError
+    state_file = STATE_FILE
+    stop_timeout_s = STOP_TIMEOUT_S
 
     def __init__(
         self, state_dir: Path = DEFAULT_STATE_DIR, keep: bool = False, storage_drivers=STORAGE_DRIVERS
     ):
-        self.state_dir = Path(state_dir).resolve()
-        self.keep = keep
+        super().__init__(Path(state_dir), keep)
         self.storage_drivers = tuple(storage_drivers)
         self.storage_driver: str | None = None
-        self.pid: int | None = None
         self.started_in_s: float | None = None
-        self._process: subprocess.Popen | None = None
 
     @property
     def socket(self) -> Path:
@@ -99,23 +100,19 @@ class LocalDocker:
         """The ``DOCKER_HOST`` value of this daemon."""
         return f"unix://{self.socket}"
 
+    @property
+    def pid(self) -> int | None:
+        """dockerd's PID (None when not started)."""
+        return self._pids.get("dockerd")
+
     @classmethod
     def attach(cls, state_dir: Path = DEFAULT_STATE_DIR) -> LocalDocker:
         """The daemon started earlier (``up``) whose state is in ``state_dir``."""
         state_file = Path(state_dir) / STATE_FILE
-        if not state_file.is_file():
-            raise DockerError(
-                f"no daemon state in {state_file}; start one with `python -m testbed.docker up`"
-            )
-        daemon = cls(Path(state_dir))
-        daemon.pid = json.loads(state_file.read_text())["pid"]
-        return daemon
-
-    def __enter__(self) -> LocalDocker:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        state = cls._read_state(
+            state_dir, f"no daemon state in {state_file}; start one with `python -m testbed.docker up`"
+        )
+        return cls(Path(state_dir))._adopt(state)
 
     def client(self, timeout: int = 600) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.host, timeout=timeout)
@@ -126,8 +123,7 @@ class LocalDocker:
         reason = cannot_start_reason()
         if reason:
             raise DockerError(reason)
-        if (self.state_dir / STATE_FILE).exists():
-            raise DockerError(f"{self.state_dir / STATE_FILE} exists: a daemon runs there; stop it first")
+        self._replace_stale(f"{self.state_dir / STATE_FILE} exists: a daemon runs there; stop it first")
         longest = self.state_dir / "exec" / "containerd" / "containerd.sock.ttrpc"
         if len(str(longest)) > SOCKET_PATH_MAX:
             raise DockerError(
@@ -140,11 +136,12 @@ class LocalDocker:
                 return self._start(driver)
             except DockerError as exc:
                 failures.append(f"--storage-driver={driver}: {exc}")
-                self._remove_state()
+                self._remove_state_dir()
         raise DockerError("\n".join(failures))
 
     def _start(self, driver: str) -> LocalDocker:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._claim_state_dir()
         command = [
             find_dockerd(),
             f"--storage-driver={driver}",
@@ -157,29 +154,20 @@ class LocalDocker:
             "--ip-masq=false",
         ]
         started = time.monotonic()
-        with (self.state_dir / LOG_FILE).open("w") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._process, self.pid = process, process.pid
-        while not self._answers():
-            if process.poll() is not None:
-                self.pid = None
-                raise DockerError(f"dockerd exited with {process.returncode}:\n{self.log_tail()}")
-            if time.monotonic() - started > START_TIMEOUT_S:
-                tail = self.log_tail()
-                self.stop()
-                raise DockerError(f"dockerd did not answer within {START_TIMEOUT_S:.0f}s:\n{tail}")
-            time.sleep(0.2)
-        self.started_in_s = time.monotonic() - started
         self.storage_driver = driver
-        state = {"pid": self.pid, "host": self.host, "storage_driver": driver}
-        (self.state_dir / STATE_FILE).write_text(json.dumps(state) + "\n")
+        try:
+            self._spawn("dockerd", command, self.state_dir / LOG_FILE)
+            self._wait_until(self._answers, START_TIMEOUT_S, "dockerd did not answer")
+        except BaseException:
+            self.storage_driver = None
+            self.stop()
+            raise
+        self.started_in_s = time.monotonic() - started
+        self._save_state()
         return self
+
+    def _state(self) -> dict[str, Any]:
+        return {"pid": self.pid, "host": self.host, "storage_driver": self.storage_driver}
 
     def _answers(self) -> bool:
         """Whether the API answers ``/_ping`` with 200 (a raw request: the SDK's client, built on a socket
@@ -195,42 +183,7 @@ class LocalDocker:
             except OSError:
                 return False
 
-    def log_tail(self, lines: int = 20) -> str:
-        log = self.state_dir / LOG_FILE
-        return (
-            "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else "(no log)"
-        )
-
-    def running(self) -> bool:
-        if self.pid is None:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def stop(self) -> None:
-        """Stop the daemon this object started (SIGTERM: it stops its containers and containerd)."""
-        if self.pid is not None and self.running():
-            os.kill(self.pid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            while self.running() and time.monotonic() < deadline:
-                _reap(self.pid)
-                time.sleep(0.1)
-            if self.running():
-                os.killpg(self.pid, signal.SIGKILL)
-            _reap(self.pid)
-        if self._process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(timeout=10)
-            self._process = None
-        self.pid = None
-        (self.state_dir / STATE_FILE).unlink(missing_ok=True)
-        if not self.keep:
-            self._remove_state()
-
-    def _remove_state(self) -> None:
+    def _remove_state_dir(self) -> None:
         """Unmount what a daemon that did not stop cleanly left under the state folder, then remove it."""
         prefix = f"{self.state_dir}/"
         mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
@@ -239,33 +192,32 @@ class LocalDocker:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``up`` | ``status`` | ``down``."""
-    parser = argparse.ArgumentParser(prog="python -m testbed.docker", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "status", "down"])
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "up":
-            daemon = LocalDocker(args.state_dir, keep=True).start()
-            print(f"dockerd up in {daemon.started_in_s:.1f} s ({daemon.storage_driver}, pid {daemon.pid})")
-            print(f"export DOCKER_HOST={daemon.host}")
-        elif args.command == "status":
-            daemon = LocalDocker.attach(args.state_dir)
-            state = "running" if daemon.running() else "not running (stale state; run down)"
-            print(f"dockerd {state}: export DOCKER_HOST={daemon.host}")
-        else:
-            LocalDocker.attach(args.state_dir).stop()
-            print(f"dockerd stopped and {args.state_dir} removed")
-    except DockerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    commands = [
+        ("up", _cli_up, "start a daemon that keeps running after this command"),
+        ("status", _cli_status, "say whether it runs, and its DOCKER_HOST"),
+        ("down", _cli_down, "stop it and remove its state folder"),
+    ]
+    description = __doc__.splitlines()[0]
+    return run_cli(argv, "python -m testbed.docker", description, DEFAULT_STATE_DIR, commands, (DockerError,))
+
+
+def _cli_up(args: argparse.Namespace) -> None:
+    daemon = LocalDocker(args.state_dir, keep=True).start()
+    print(f"dockerd up in {daemon.started_in_s:.1f} s ({daemon.storage_driver}, pid {daemon.pid})")
+    print(f"export DOCKER_HOST={daemon.host}")
+
+
+def _cli_status(args: argparse.Namespace) -> None:
+    daemon = LocalDocker.attach(args.state_dir)
+    state = "running" if daemon.running() else "not running (stale state; run down)"
+    print(f"dockerd {state}: export DOCKER_HOST={daemon.host}")
+
+
+def _cli_down(args: argparse.Namespace) -> None:
+    LocalDocker.attach(args.state_dir).stop()
+    print(f"dockerd stopped and {args.state_dir} removed")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -35,6 +31,7 @@ from typing import Any
 import yaml
 
 from testbed.ports import free_port
+from testbed.service import Service
 from testbed.system import HOW_TO_INSTALL, find_programs, missing_message
 
 REQUIRED_PROGRAMS: tuple[str, ...] = ("prometheus", "promtool")
@@ -52,31 +49,23 @@ class PrometheusError(RuntimeError):
     """Prometheus did not start, rejected a config, or answered an API call with an error."""
 
 
-class LocalPrometheus:
+class LocalPrometheus(Service):
     """A Prometheus server on 127.0.0.1; a context manager that starts and stops it."""
 
+    error = PrometheusError
+    stop_timeout_s = STOP_TIMEOUT_S
+
     def __init__(self, state_dir: Path | None = None, keep: bool = False) -> None:
-        self.keep = keep
-        self._owns_state_dir = state_dir is None
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="localprom-")).resolve()
+        super().__init__(state_dir, keep, temp_prefix="localprom-")
         self.config_path = self.state_dir / "prometheus.yml"
         self.port = 0
         self._jobs: dict[str, dict[str, Any]] = {}
         self._rule_files: list[str] = []
-        self._proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> LocalPrometheus:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
         """Base URL of the server, e.g. ``http://127.0.0.1:40123``."""
         return f"http://127.0.0.1:{self.port}"
-
-    # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> LocalPrometheus:
         """Write the config, start prometheus and wait until ``/-/ready`` answers."""
@@ -91,47 +80,15 @@ class LocalPrometheus:
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",  # POST /-/reload applies a rewritten config
         ]
-        with open(self.state_dir / "prometheus.log", "ab") as log:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
         try:
-            self._wait_ready()
+            self._spawn("prometheus", argv, self.state_dir / "prometheus.log")
+            self._wait_until(
+                lambda: _answers(f"{self.url}/-/ready"), START_TIMEOUT_S, "prometheus was not ready"
+            )
         except BaseException:
             self.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        """Stop the server this object started; remove the state folder unless kept. Safe twice."""
-        try:
-            if self._proc is not None:
-                _terminate(self._proc)
-        finally:
-            self._proc = None
-            if not self.keep and self._owns_state_dir:
-                shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def running(self) -> bool:
-        """True while the process started by ``start`` is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise PrometheusError(f"prometheus exited during start\n{self.log_tail()}")
-            with contextlib.suppress(OSError):
-                if _http("GET", f"{self.url}/-/ready")[0] == 200:
-                    return
-            time.sleep(POLL_S)
-        raise PrometheusError(f"prometheus not ready after {START_TIMEOUT_S:g}s\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines of the server log, for error messages."""
-        path = self.state_dir / "prometheus.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.rstrip().splitlines()[-lines:])
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -278,25 +235,22 @@ class LocalPrometheus:
         return self.api("rules")["groups"]
 
 
-class LocalNodeExporter:
+class LocalNodeExporter(Service):
     """The Prometheus node exporter with only its textfile collector, on 127.0.0.1 and a free port."""
+
+    error = PrometheusError
+    stop_timeout_s = STOP_TIMEOUT_S
 
     def __init__(self, textfile_dir: Path, log_path: Path) -> None:
         self.textfile_dir = Path(textfile_dir)
         self.log_path = Path(log_path)
+        super().__init__(self.log_path.parent)  # the caller's folder: never removed
         self.port = 0
-        self._proc: subprocess.Popen | None = None
 
     @property
     def target(self) -> str:
         """``host:port`` for a scrape config."""
         return f"127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LocalNodeExporter:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self) -> LocalNodeExporter:
         """Start the exporter and wait until ``/metrics`` answers."""
@@ -309,30 +263,21 @@ class LocalNodeExporter:
             "--collector.textfile",
             f"--collector.textfile.directory={self.textfile_dir}",
         ]
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        try:
+            self._spawn("node-exporter", argv, self.log_path)
+            self._wait_until(
+                lambda: _answers(f"http://{self.target}/metrics"),
+                START_TIMEOUT_S,
+                "node exporter did not answer",
             )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise PrometheusError(f"node exporter exited: {self.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                if _http("GET", f"http://{self.target}/metrics")[0] == 200:
-                    return self
-            time.sleep(POLL_S)
-        self.stop()
-        raise PrometheusError(f"node exporter not answering after {START_TIMEOUT_S:g}s")
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def metrics(self) -> str:
         """The exporter's ``/metrics`` text."""
         return _http("GET", f"http://{self.target}/metrics")[1]
-
-    def stop(self) -> None:
-        """Stop the exporter this object started. Safe twice."""
-        if self._proc is not None:
-            _terminate(self._proc)
-            self._proc = None
 
 
 def _require(programs: Sequence[str], component: str) -> dict[str, str]:
@@ -343,6 +288,14 @@ def _require(programs: Sequence[str], component: str) -> dict[str, str]:
     return {name: str(path) for name, path in found.items()}
 
 
+def _answers(url: str) -> bool:
+    """Whether GET ``url`` answers 200 (False while nothing listens)."""
+    try:
+        return _http("GET", url)[0] == 200
+    except OSError:
+        return False
+
+
 def _http(method: str, url: str) -> tuple[int, str]:
     """(status, body) of one request to a loopback URL; HTTP errors are returned, not raised."""
     request = urllib.request.Request(url, method=method)  # noqa: S310 (http to loopback only)
@@ -351,15 +304,3 @@ def _http(method: str, url: str) -> tuple[int, str]:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
-
-
-def _terminate(proc: subprocess.Popen) -> None:
-    """SIGTERM a child we started, SIGKILL it if it lingers, and reap it."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(STOP_TIMEOUT_S)

@@ -11,8 +11,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
-
 HOW_TO_INSTALL = "run `sudo make system-deps` (Debian/Ubuntu) or `make test` as root"
 
 
@@ -36,7 +34,12 @@ def missing_message(component: str, missing: list[str], how: str = HOW_TO_INSTAL
 
 
 def require_programs(component: str, *names: str, how: str | None = None) -> dict[str, str]:
-    """Return the paths of ``names`` for a test; fail under CI, skip elsewhere, when any is missing."""
+    """Return the paths of ``names`` for a test; fail under CI, skip elsewhere, when any is missing.
+
+    The one test helper here: it imports pytest when called, so the services that import this module
+    (``python -m testbed.slurm`` and the others) run where pytest is not installed."""
+    import pytest  # noqa: PLC0415
+
     found = find_programs(*names)
     missing = [name for name, path in found.items() if path is None]
     if missing:

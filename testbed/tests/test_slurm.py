@@ -211,7 +211,7 @@ def test_start_refuses_a_folder_that_is_not_its_own(tmp_path: Path) -> None:
 def test_cli_says_how_to_install_missing_programs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(slurm, "find_programs", lambda *names: {name: None for name in names})
+    monkeypatch.setattr(slurm.daemons, "find_programs", lambda *names: {name: None for name in names})
 
     assert slurm.main(["up", "--state-dir", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
