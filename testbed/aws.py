@@ -2,8 +2,9 @@
 
 ``AwsEmulator`` starts ``python -m testbed.aws serve`` (moto's server app with the emulator
 extensions of ``testbed.moto_extensions`` registered) on 127.0.0.1 and a free port, over HTTPS as AWS
-endpoints are (a certificate made for it at start), and gives the environment the AWS CLI and boto3
-need: ``AWS_ENDPOINT_URL``, ``AWS_CA_BUNDLE`` (that certificate), dummy credentials and a region. The
+endpoints are (its certificate signed at start by a certificate authority made for it with trustme),
+and gives the environment the AWS CLI and boto3 need: ``AWS_ENDPOINT_URL``, ``AWS_CA_BUNDLE`` (that
+authority), dummy credentials and a region. The
 reference READMEs' ``aws ...`` commands then run unchanged against it.
 
 Command line (state in ``.testbed/aws`` under the current folder unless ``--state-dir``)::
@@ -16,8 +17,6 @@ Command line (state in ``.testbed/aws`` under the current folder unless ``--stat
 from __future__ import annotations
 
 import argparse
-import datetime
-import ipaddress
 import os
 import signal
 import ssl
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import trustme
 
 from testbed.service import Service, run_cli
 
@@ -37,7 +37,7 @@ DEFAULT_STATE_DIR = Path(".testbed/aws")
 STATE_FILE = "emulator.json"
 LOG_FILE = "moto.log"
 PORT_FILE = "port"
-CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
+CA_FILE, CERT_FILE, KEY_FILE = "ca.crt", "tls.crt", "tls.key"
 DEFAULT_REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 START_TIMEOUT_S = 60.0
@@ -85,8 +85,8 @@ class AwsEmulator(Service):
 
     @property
     def certificate(self) -> Path:
-        """The server's self-signed certificate (``AWS_CA_BUNDLE``)."""
-        return self.state_dir / CERT_FILE
+        """The certificate authority that signed the server's certificate (``AWS_CA_BUNDLE``)."""
+        return self.state_dir / CA_FILE
 
     @property
     def env(self) -> dict[str, str]:
@@ -114,7 +114,7 @@ class AwsEmulator(Service):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._claim_state_dir()
         (self.state_dir / PORT_FILE).unlink(missing_ok=True)
-        write_certificate(self.state_dir / CERT_FILE, self.state_dir / KEY_FILE)
+        write_certificate(self.state_dir / CA_FILE, self.state_dir / CERT_FILE, self.state_dir / KEY_FILE)
         repo_root = Path(__file__).resolve().parents[1]
         argv = [sys.executable, "-m", "testbed.aws", "serve", "--state-dir", str(self.state_dir)]
         # AWS managed policies (e.g. AmazonSageMakerClusterInstanceRolePolicy) exist, with their
@@ -164,43 +164,16 @@ class AwsEmulator(Service):
         )
 
 
-def write_certificate(cert: Path, key: Path) -> None:
-    """A self-signed certificate for 127.0.0.1 and localhost (valid a week) and its private key (0600)."""
-    from cryptography import x509  # noqa: PLC0415 - moto's dependency; only needed at start
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
-
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "testbed AWS emulator")])
-    now = datetime.datetime.now(datetime.UTC)
-    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, False, False, False), critical=True
-        )  # digital signature and certificate signing, which strict verifiers ask of a self-signed CA
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(private.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(private.public_key()), critical=False
-        )
-        .sign(private, hashes.SHA256())
-    )
+def write_certificate(ca: Path, cert: Path, key: Path) -> None:
+    """A certificate authority made for this emulator (trustme), and the server's certificate for
+    127.0.0.1 and localhost signed by it, with its private key (0600)."""
+    authority = trustme.CA(organization_name="testbed AWS emulator")
+    server = authority.issue_cert("127.0.0.1", "localhost")
+    authority.cert_pem.write_to_path(str(ca))
     key.touch(mode=0o600)
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    server.private_key_pem.write_to_path(str(key))
+    for index, blob in enumerate(server.cert_chain_pems):
+        blob.write_to_path(str(cert), append=index > 0)
 
 
 def _answers(url: str, certificate: Path) -> bool:

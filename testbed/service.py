@@ -8,7 +8,7 @@ to start (``start()``: ``_spawn`` each daemon, then ``_wait_until`` it answers) 
 holds (``_state()``); stopping, reaping, ``running()``, ``pids`` and the log tail are the base's.
 
 Processes are tracked by PID and, when this object did not spawn them (``attach`` in another process,
-such as ``python -m testbed.slurm down``), by their ``/proc`` entry: a PID is only signalled while it
+such as ``python -m testbed.slurm down``), by their program name (psutil): a PID is only signalled while it
 still runs the program that was recorded for it, so a reused PID is never killed.
 """
 
@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
+
+import psutil
 
 T = TypeVar("T")
 POLL_S = 0.2
@@ -48,7 +50,7 @@ class Service:
         self._owns_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix=temp_prefix)).resolve()
         self._pids: dict[str, int] = {}
-        self._programs: dict[str, str] = {}  # each daemon's program, as /proc/<pid>/comm names it
+        self._programs: dict[str, str] = {}  # each daemon's program, as the kernel names it (15 characters)
         self._procs: dict[str, subprocess.Popen] = {}
         self._logs: list[Path] = []
 
@@ -105,7 +107,7 @@ class Service:
                 start_new_session=True,
             )
         self._procs[name], self._pids[name] = proc, proc.pid
-        # What /proc/<pid>/comm will say (read now, it may still name this process: exec sets it late).
+        # What the process's name will be (not read now: it may still name this process, exec sets it late).
         self._programs[name] = Path(str(argv[0])).name[:15]
         if log not in self._logs:
             self._logs.append(log)
@@ -256,32 +258,25 @@ class Service:
         return "\n".join(f"--- {path}\n{text}" for path, text in parts if text) or "(no log)"
 
 
-# -- processes of this machine (/proc) ----------------------------------------------------------
-
-
-def stat_fields(pid: int) -> tuple[str, int] | None:
-    """(state letter, parent pid) of a process, or None when it does not exist."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1])
+# -- processes of this machine (psutil) ---------------------------------------------------------
 
 
 def alive(pid: int) -> bool:
     """True when ``pid`` exists and is not a zombie (this machine's init does not reap orphans)."""
-    stat = stat_fields(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
+        return False
 
 
 def program(pid: int) -> str:
-    """Base name of a process's program: slurmd, slurmstepd, ... ('' if gone)."""
+    """Base name of a process's program as the kernel names it (15 characters): slurmd, slurmstepd, ...
+    ('' if gone)."""
     try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
+        name = psutil.Process(pid).name()
+    except psutil.Error:
         return ""
-    return "slurmstepd" if comm.startswith("slurmstepd") else comm
+    return "slurmstepd" if name.startswith("slurmstepd") else name
 
 
 def wait_dead(pids: Iterable[int], timeout: float) -> bool:

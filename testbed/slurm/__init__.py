@@ -14,8 +14,8 @@ developer submitting their own scripts needs. Root is needed only to install the
 
 The modules, by role: ``config`` (slurm.conf, gres.conf, the MUNGE key; layouts read from a
 cluster's own configuration), ``daemons`` (``LocalSlurm``'s lifecycle on ``testbed.service``),
-``jobs`` (``Job``; submit, wait, requeue, drain, resume), ``processes`` (job processes found in
-``/proc``), ``cli`` (the command line).
+``jobs`` (``Job``; submit, wait, requeue, drain, resume), ``processes`` (job processes found with
+psutil), ``cli`` (the command line).
 
 Command line (state in ``.testbed/slurm`` under the current folder unless ``--state-dir``)::
 

@@ -1,12 +1,14 @@
 """The processes a LocalSlurm leaves behind it if nothing stops them: slurmstepd and job processes,
-found in ``/proc`` by the ``SLURM_CONF`` they inherited."""
+found (psutil) by the ``SLURM_CONF`` they inherited."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from testbed.service import alive, program, stat_fields
+import psutil
+
+from testbed.service import alive, program
 
 
 def cluster_processes(conf_path: Path) -> list[int]:
@@ -15,25 +17,17 @@ def cluster_processes(conf_path: Path) -> list[int]:
     They are found by ``SLURM_CONF=<conf_path>`` in their environment, which slurmstepd inherits
     from slurmd and jobs from sbatch; this process and its ancestors are never included.
     """
-    marker = f"\0SLURM_CONF={conf_path}\0".encode()
-    spared = _ancestors()
+    spared = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in spared or not alive(int(entry.name)):
+    for process in psutil.process_iter():
+        if process.pid in spared or not alive(process.pid):
             continue
         try:
-            environ = b"\0" + (entry / "environ").read_bytes()
-        except OSError:
+            environ = process.environ()
+        except psutil.Error:
             continue
-        if marker in environ and (program(int(entry.name)) == "slurmstepd" or b"\0SLURM_JOB_ID=" in environ):
-            found.append(int(entry.name))
+        if environ.get("SLURM_CONF") != str(conf_path):
+            continue
+        if program(process.pid) == "slurmstepd" or "SLURM_JOB_ID" in environ:
+            found.append(process.pid)
     return found
-
-
-def _ancestors() -> set[int]:
-    pids, pid = set(), os.getpid()
-    while pid > 1:
-        pids.add(pid)
-        stat = stat_fields(pid)
-        pid = stat[1] if stat else 0
-    return pids

@@ -45,7 +45,7 @@ def test_cli_up_status_down_prints_the_environment(tmp_path):
     try:
         assert up.returncode == 0, up.stderr
         assert "export AWS_ENDPOINT_URL=https://127.0.0.1:" in up.stdout  # TLS, as AWS endpoints
-        assert f"AWS_CA_BUNDLE={state / 'tls.crt'}" in up.stdout
+        assert f"AWS_CA_BUNDLE={state / 'ca.crt'}" in up.stdout
         assert "AWS_ACCESS_KEY_ID=testing" in up.stdout and "AWS_DEFAULT_REGION=us-east-1" in up.stdout
         twice = cli("up")
         assert twice.returncode == 1 and "an emulator runs there; stop it first" in twice.stderr
