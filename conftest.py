@@ -39,7 +39,7 @@ from testbed.docker import DockerError, LocalDocker, cannot_start_reason, reacha
 from testbed.prometheus import REQUIRED_PROGRAMS as PROMETHEUS_PROGRAMS
 from testbed.prometheus import LocalPrometheus
 from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm
-from testbed.system import require_programs
+from testbed.system import MissingComponent, in_ci, require_programs
 
 REPO_ROOT = Path(__file__).resolve().parent
 TRUE_WORDS = {"t", "true", "1", "yes", "y"}
@@ -96,6 +96,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if framework:
         config.hook.pytest_deselected(items=framework)
         items[:] = [item for item in items if not item.get_closest_marker("framework")]
+
+
+def _missing_component(missing: MissingComponent) -> None:
+    """The policy of testbed/system.py: a missing system component fails under CI, skips elsewhere."""
+    if in_ci():
+        pytest.fail(str(missing), pytrace=False)
+    pytest.skip(str(missing))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):  # fixtures that start a service call require_programs
+    try:
+        return (yield)
+    except MissingComponent as missing:
+        _missing_component(missing)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    try:
+        return (yield)
+    except MissingComponent as missing:
+        _missing_component(missing)
 
 
 # aws-parallelcluster's own code runs in the `pcluster` nox session's venv (its pins clash with .venv's).

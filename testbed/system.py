@@ -33,18 +33,16 @@ def missing_message(component: str, missing: list[str], how: str = HOW_TO_INSTAL
     return f"{component} unavailable: {', '.join(missing)} not found; {how}"
 
 
+class MissingComponent(RuntimeError):
+    """A system component a test needs is not installed. The root conftest turns it into a failure under
+    CI and a skip elsewhere, with this message (the policy above)."""
+
+
 def require_programs(component: str, *names: str, how: str | None = None) -> dict[str, str]:
-    """Return the paths of ``names`` for a test; fail under CI, skip elsewhere, when any is missing.
-
-    The one test helper here: it imports pytest when called, so the services that import this module
-    (``python -m testbed.slurm`` and the others) run where pytest is not installed."""
-    import pytest  # noqa: PLC0415
-
+    """Return the paths of ``names`` for a test; raise MissingComponent (one line: what is missing and how
+    to get it) when any is missing."""
     found = find_programs(*names)
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        message = missing_message(component, missing, how or HOW_TO_INSTALL)
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        raise MissingComponent(missing_message(component, missing, how or HOW_TO_INSTALL))
     return {name: str(path) for name, path in found.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -88,3 +89,29 @@ def test_the_lanes_split_the_suite_and_the_side_lane_holds_no_test_case():
         test.startswith(("tests/test_make_run.py", "testbed/tests/test_docker.py")) for test in side
     )
     assert not any(test.startswith("1.architectures/2.aws-parallelcluster/") for test in side)
+
+
+def test_a_missing_system_program_skips_here_and_fails_under_ci(tmp_path):
+    """testbed.system.require_programs raises a plain exception (no pytest in the test bed's runtime); the
+    root conftest applies the policy: a skip naming the fix, or a failure when CI=true."""
+    probe = ROOT / "tests" / f"test_probe_{tmp_path.name}.py"
+    probe.write_text(
+        "from testbed.system import require_programs\n\n\n"
+        "def test_x():\n    require_programs('probe', 'no-such-program-xyz')\n"
+    )
+    try:
+        skipped = pytest_run("-rs", str(probe.relative_to(ROOT)))
+        failed = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe.relative_to(ROOT))],
+            cwd=ROOT,
+            env={**os.environ, "CI": "true"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        probe.unlink()
+    message = "probe unavailable: no-such-program-xyz not found; run `sudo make system-deps`"
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout and message in skipped.stdout
+    assert failed.returncode == 1 and message in failed.stdout and "Traceback" not in failed.stdout
