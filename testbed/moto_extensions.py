@@ -28,11 +28,13 @@ import secrets
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from string import ascii_lowercase
 from typing import Any
 
 import boto3
 import moto
+import yaml
 from moto import mock_aws
 from moto.batch.models import ComputeEnvironment, JobDefinition, batch_backends
 from moto.cloudformation import models as cfn_models
@@ -43,11 +45,14 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.flow_logs import FlowLogs
 from moto.ec2.models.route_tables import RouteTable
 from moto.ec2.models.subnets import SubnetRouteTableAssociation
 from moto.ec2.models.vpcs import VPCEndPoint
+from moto.ec2.responses.instances import InstanceResponse
 from moto.fsx.models import FileSystem, FSxBackend, fsx_backends
+from moto.fsx.responses import FSxResponse
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.iam.exceptions import InvalidInput
 from moto.iam.models import Role, iam_backends
@@ -61,6 +66,7 @@ from yaml import MappingNode
 from testbed import iam_policy
 
 MOTO_VERSION = "5.2.5"
+ROOT = Path(__file__).resolve().parents[1]
 LOG = logging.getLogger(__name__)
 
 
@@ -1344,6 +1350,139 @@ def _start_session_missing() -> bool:
     return False
 
 
+# --- AWS ParallelCluster's official AMIs -----------------------------------------------------------------
+
+# The pinned aws-parallelcluster looks its official AMI up by name, owned by `amazon` (pcluster.aws.ec2
+# get_official_image_id): aws-parallelcluster-<version>-<OS name part>-<architecture>*.
+PCLUSTER_VERSION = yaml.safe_load((ROOT / "2.ami_and_containers" / "versions.yaml").read_text())["python"][
+    "aws-parallelcluster"
+]
+PCLUSTER_OS_NAME_PARTS = {"ubuntu2204": "ubuntu-2204-lts-hvm", "ubuntu2404": "ubuntu-2404-lts-hvm"}
+PCLUSTER_OS_NAME_PARTS["alinux2023"] = "amzn2023-hvm"
+PCLUSTER_AMI_OWNER = "247102896272"  # the account that publishes them, alias amazon
+PCLUSTER_AMI_DATE = "202601010000 2026-01-01T00-00-00.000Z"
+
+
+def _with_pcluster_amis(original: Any) -> Any:
+    """Each region's AMI catalogue also holds ParallelCluster's official images of the pinned version, one
+    per OS and architecture, made from an image of moto's catalogue of that architecture (its root
+    device mapping and snapshot)."""
+
+    def load_amis(self: Any) -> None:
+        original(self)
+        for architecture in ("x86_64", "arm64"):
+            source = next((a for a in self.amis.values() if a.architecture == architecture), None)
+            if source is None:
+                continue
+            for os_name, part in PCLUSTER_OS_NAME_PARTS.items():
+                name = f"aws-parallelcluster-{PCLUSTER_VERSION}-{part}-{architecture}-{PCLUSTER_AMI_DATE}"
+                ami_id = f"ami-{secrets.token_hex(9)[:17]}"
+                ami = Ami(
+                    self,
+                    ami_id,
+                    source_ami=source,
+                    name=name,
+                    description=f"AWS ParallelCluster AMI for {os_name}",
+                    owner_id=PCLUSTER_AMI_OWNER,
+                    owner_alias="amazon",
+                )
+                ami.architecture = architecture
+                self.amis[ami_id] = ami
+
+    return load_amis
+
+
+@_on_plain_moto
+def _pcluster_amis_missing() -> bool:
+    name = f"aws-parallelcluster-{PCLUSTER_VERSION}-ubuntu-2204-lts-hvm-x86_64*"
+    images = _aws("ec2").describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": [name]}])
+    return not images["Images"]
+
+
+# --- EC2 RunInstances with instance-store block device mappings ------------------------------------------
+
+
+def _is_instance_store(device_mapping: dict[str, Any]) -> bool:
+    return "Ebs" not in device_mapping and str(device_mapping.get("VirtualName") or "").startswith(
+        "ephemeral"
+    )
+
+
+def _instance_store_mapping_accepted(original: Any) -> Any:
+    """An instance-store mapping (``VirtualName: ephemeralN``, no ``Ebs``), which ParallelCluster's launch
+    templates send for every NVMe disk, is valid as on AWS; the rest is checked as moto checks it."""
+
+    def validate(device_mapping: dict[str, Any]) -> None:
+        if not _is_instance_store(device_mapping):
+            original(device_mapping)
+
+    return staticmethod(validate)
+
+
+def _instance_store_is_no_ebs_volume(original: Any) -> Any:
+    """The instance's own disks get no EBS volume (moto would make one from each parsed mapping)."""
+
+    def parse(self: Any) -> list[dict[str, Any]]:
+        return [mapping for mapping in original(self) if not _is_instance_store(_without_empty_ebs(mapping))]
+
+    return parse
+
+
+def _without_empty_ebs(mapping: dict[str, Any]) -> dict[str, Any]:
+    """A parsed mapping as it was given: moto's template fills ``Ebs`` with Nones for every mapping."""
+    ebs = mapping.get("Ebs") or {}
+    filled = ebs.get("SnapshotId") or ebs.get("VolumeSize")
+    return mapping if filled else {key: value for key, value in mapping.items() if key != "Ebs"}
+
+
+def _install_instance_store_mappings() -> None:
+    _wrap(InstanceResponse, "_validate_block_device_mapping", _instance_store_mapping_accepted)
+    _wrap(InstanceResponse, "_parse_block_device_mapping", _instance_store_is_no_ebs_volume)
+
+
+@_on_plain_moto
+def _instance_store_mapping_refused() -> bool:
+    _, subnet = _vpc_and_subnet()
+    mapping = [{"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"}]
+    try:
+        _aws("ec2").run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet, BlockDeviceMappings=mapping
+        )
+    except Exception:
+        return True
+    return False
+
+
+# --- FSx DescribeVolumes ---------------------------------------------------------------------------------
+
+
+def _describe_volumes(self: Any) -> Any:
+    """``FSxResponse.describe_volumes``: the root volume of each OpenZFS file system (its id from the
+    fsx-file-system-configuration extension), or VolumeNotFound for an id none has."""
+    wanted = set(json.loads(self.body or "{}").get("VolumeIds") or [])
+    volumes = []
+    for fs in self.fsx_backend.file_systems.values():
+        root = (fs.open_zfs_configuration or {}).get("RootVolumeId")
+        if root and (not wanted or root in wanted):
+            volume = {"VolumeId": root, "FileSystemId": fs.file_system_id, "VolumeType": "OPENZFS"}
+            volume |= {"Lifecycle": "AVAILABLE", "Name": "fsx"}
+            volume["OpenZFSConfiguration"] = {"VolumePath": "/fsx", "ParentVolumeId": None}
+            volumes.append(volume)
+    missing = sorted(wanted - {volume["VolumeId"] for volume in volumes})
+    if missing:
+        raise JsonRESTError("VolumeNotFound", f"Volume {missing[0]} not found")
+    return json.dumps({"Volumes": volumes})
+
+
+@_on_plain_moto
+def _describe_volumes_missing() -> bool:
+    try:
+        _aws("fsx").describe_volumes()
+    except Exception:
+        return True
+    return False
+
+
 # --- the registry ----------------------------------------------------------------------------------------
 
 _ROLE_CREATE = "`iam.models.Role.create_from_cloudformation_json` (wrapped)"
@@ -1591,6 +1730,39 @@ REGISTRY: tuple[Patch, ...] = (
         "`ssm.responses.SimpleSystemManagerResponse.start_session`, `.terminate_session` (added)",
         _install_start_session,
         _start_session_missing,
+    ),
+    Patch(
+        "pcluster-official-amis",
+        "AWS ParallelCluster's official AMIs",
+        "not in moto's catalogue, and an image made through the API belongs to the caller, never to "
+        "`amazon`; the extension adds the pinned version's images (ubuntu2204, ubuntu2404, alinux2023; "
+        "x86_64 and arm64) owned by `amazon`, so `pcluster` finds them as on AWS",
+        "holds ParallelCluster's official AMIs",
+        "`ec2.models.amis.AmiBackend._load_amis` (wrapped)",
+        lambda: _wrap(AmiBackend, "_load_amis", _with_pcluster_amis),
+        _pcluster_amis_missing,
+    ),
+    Patch(
+        "ec2-instance-store-mappings",
+        "instance-store block device mappings in `RunInstances`",
+        "refused with MissingParameter (no `Ebs`), so ParallelCluster's launch template dry runs fail; "
+        "moto's dry run checks nothing else (capacity, quotas, AZ offering, EFA interfaces stay real-AWS "
+        "checks)",
+        "accepts instance-store mappings",
+        "`ec2.responses.instances.InstanceResponse._validate_block_device_mapping`, "
+        "`._parse_block_device_mapping` (wrapped)",
+        _install_instance_store_mappings,
+        _instance_store_mapping_refused,
+    ),
+    Patch(
+        "fsx-describe-volumes",
+        "FSx `DescribeVolumes`",
+        "not implemented (HTTP 500); the extension lists each OpenZFS file system's root volume (`/fsx`) and "
+        "answers VolumeNotFound for an unknown id, which ParallelCluster reads for `FsxOpenZfsSettings`",
+        "implements DescribeVolumes",
+        "`fsx.responses.FSxResponse.describe_volumes` (added)",
+        lambda: setattr(FSxResponse, "describe_volumes", _describe_volumes),
+        _describe_volumes_missing,
     ),
 )
 

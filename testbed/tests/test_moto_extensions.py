@@ -100,3 +100,37 @@ def test_apply_refuses_another_moto_version(monkeypatch):
     ):
         moto_extensions.apply()
     assert not moto_extensions._APPLIED
+
+
+REFUSALS = """
+import boto3
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from testbed import moto_extensions
+moto_extensions.apply()
+with mock_aws():
+    fsx, ssm = (boto3.client(name, region_name="us-east-1") for name in ("fsx", "ssm"))
+    for call in (
+        lambda: fsx.describe_volumes(VolumeIds=["fsvol-0123456789abcdef0"]),
+        lambda: ssm.start_session(Target="sagemaker-cluster:abc_g-i-0"),
+        lambda: ssm.start_session(Target="i-0123456789abcdef0"),
+    ):
+        try:
+            call()
+        except ClientError as error:
+            print(error.response["Error"]["Code"])
+"""
+
+
+def test_the_extensions_refuse_what_aws_refuses():
+    """A volume id no file system has, a session to a node or instance that does not exist: AWS's errors."""
+    done = subprocess.run(
+        [sys.executable, "-c", REFUSALS],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.split() == ["VolumeNotFound", "TargetNotConnected", "TargetNotConnected"], done.stderr

@@ -1,7 +1,9 @@
 """The README's path from a VPC to a training job, run as written (the `journey` walkthrough): the VPC and
 prerequisites stacks on the AWS emulator, create_config.py, the pcluster CLI installed in this folder's
-venv the README's way, aws-parallelcluster's schema validation with it, then the rendered GPU cluster's
-queue and node names as a real Slurm cluster on this machine, and FSDP's tiny.sbatch submitted to it.
+venv the README's way, aws-parallelcluster's schema validation with it, its full validators and
+`pcluster create-cluster --dryrun true` against the emulator (holding the key pair of tests/conftest.py and
+ParallelCluster's official AMIs), then the rendered GPU cluster's queue and node names as a real Slurm
+cluster on this machine, and FSDP's tiny.sbatch submitted to it.
 Also: how ParallelCluster's queues become partitions and node names (testbed.slurm)."""
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import pytest
 import yaml
 
 from testbed.slurm import REQUIRED_PROGRAMS, LocalSlurm, partitions_from_pcluster
+from testbed.standins import run_with_standins
 from testbed.system import require_programs
-from testbed.walkthrough import extract_blocks, run_walkthrough
+from testbed.walkthrough import extract_blocks
 
 FOLDER = Path(__file__).resolve().parents[1]
 ROOT = FOLDER.parents[1]
@@ -46,13 +49,17 @@ def short_tmpdir(monkeypatch):
 @pytest.mark.aws_emulator
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_readme_journey_from_vpc_to_a_training_job(aws_emulator, artifacts_root, short_tmpdir, monkeypatch):
+def test_readme_journey_from_vpc_to_a_training_job(
+    aws_emulator, key_pair, artifacts_root, short_tmpdir, monkeypatch, tmp_path
+):
     require_programs("local Slurm", *REQUIRED_PROGRAMS)
     require_programs("the pcluster CLI", "node", how="install nodejs: sudo make system-deps")
     aws_emulator.export(monkeypatch.setenv)
-    result = run_walkthrough(README, "journey", artifacts_root / "wt-pcj", timeout=600)
+    # The AWS emulator stands in for the account (no stand-in command: the README's own CLIs call it).
+    result = run_with_standins(
+        README, "journey", artifacts_root / "wt-pcj", tmp_path / "bin", tools=()
+    ).check()
     out = result.output
-    assert result.returncode == 0, out[-5000:]
     # The README's Slurm cluster was stopped by the README's own `down` (nothing left in TMPDIR).
     assert not list(short_tmpdir.glob("*/cluster.json"))
 
@@ -61,6 +68,22 @@ def test_readme_journey_from_vpc_to_a_training_job(aws_emulator, artifacts_root,
     assert (here / ".venv/bin/pcluster").is_file()
     assert f'"version": "{PCLUSTER_VERSION}"' in out
     assert out.count(f"valid (aws-parallelcluster {PCLUSTER_VERSION} cluster schema)") == 2, out[-3000:]
+
+    # Its full validators against the emulator's account: all run, nothing suppressed, the GPU fleet's
+    # detailed monitoring the only finding; then the CLI's dry run came to the same verdict.
+    verdict = re.search(
+        rf"^build/gpu-efa\.yaml: valid against AWS us-east-1 at \S+ \(aws-parallelcluster {PCLUSTER_VERSION} "
+        r"validators: (\d+) run, 0 suppressed; 0 ERROR, 1 WARNING, 0 INFO\)$",
+        out,
+        re.M,
+    )
+    assert verdict and int(verdict[1]) > 50, out[-3000:]
+    assert "\n  WARNING DetailedMonitoringValidator: Detailed Monitoring is enabled" in out
+    dry_run = json.loads((here / "build/dryrun.json").read_text())
+    assert dry_run["message"] == "Request would have succeeded, but DryRun flag is set.", dry_run
+    assert [(m["level"], m["type"]) for m in dry_run["validationMessages"]] == [
+        ("WARNING", "DetailedMonitoringValidator")
+    ]
 
     # The configs carry the stacks' IDs: /fsx and /home are the prerequisites' file systems.
     config = yaml.safe_load((here / "build/gpu-efa.yaml").read_text())

@@ -1,8 +1,9 @@
 """ParallelCluster: prerequisites template (emulator + offline rendering), create_config.py against stacks
 deployed on the emulator (the README's path, VPC to training job, is tests/test_journey.py), and
 aws-parallelcluster's full validators (`validate_config.py --against-aws`)
-on configs rendered from the deployed stacks, file systems included (an emulator extension creates them
-through moto's FSx backend). Validators suppressed on the emulator: EMULATOR_SUPPRESSED below (and README)."""
+on configs rendered from the deployed stacks, file systems included (emulator extensions create them through
+moto's FSx backend and answer DescribeVolumes for the OpenZFS root volume), with ParallelCluster's official
+AMIs in the emulator's catalogue and the key pair of tests/conftest.py; none of its validators suppressed."""
 
 from __future__ import annotations
 
@@ -53,13 +54,13 @@ def run_create_config(emulator, *args: str, region: str | None = None) -> subpro
 
 @pytest.fixture(scope="module")
 def stacks(aws_emulator):
-    """A one-AZ VPC (with public subnets) and the prerequisites on it with the Lustre file system. Without
-    OpenZFS: the validators look the /home volume up (fsx describe-volumes), which moto has no API for."""
+    """A one-AZ VPC (with public subnets) and the prerequisites on it, both file systems included."""
     vpc = aws_emulator.deploy(VPC_ONE_AZ, "pc-vpc", {"AvailabilityZone": "us-east-1b"})
-    prereq = aws_emulator.deploy(PREREQ, "pc-prereq", {"VpcStackName": "pc-vpc", "CreateFsxOpenZfs": "false"})
+    prereq = aws_emulator.deploy(PREREQ, "pc-prereq", {"VpcStackName": "pc-vpc"})
     yield vpc, prereq
     aws_emulator.delete("pc-prereq")
-    aws_emulator.client("fsx").delete_file_system(FileSystemId=prereq["FsxLustreFileSystemId"])  # retained
+    for output in ("FsxLustreFileSystemId", "FsxOpenZfsFileSystemId"):  # retained on delete
+        aws_emulator.client("fsx").delete_file_system(FileSystemId=prereq[output])
     aws_emulator.delete("pc-vpc")
 
 
@@ -132,19 +133,6 @@ PCLUSTER_VERSION = next(
     for pin in tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["pcluster"]
     if pin.startswith("aws-parallelcluster==")
 )
-# Validators that fail on the emulator only because moto 5.2.5 cannot model what they check; suppressed by
-# name, each with its reason (the README's "What is checked where" table repeats them). On AWS none is.
-EMULATOR_SUPPRESSED = {
-    "HeadNodeLaunchTemplateValidator": "its RunInstances dry run: moto rejects the instance-store block "
-    "device mappings ParallelCluster sends (VirtualName ephemeral0-23, no Ebs) with MissingParameter, and "
-    "moto's dry run checks nothing else (capacity, quotas, AZ offering, EFA interfaces)",
-    "ComputeResourceLaunchTemplateValidator": "the same RunInstances dry run, for each queue",
-}
-# The official ParallelCluster AMI's name pattern (pcluster.aws.ec2 _get_official_image_name_prefix).
-OFFICIAL_AMI_NAME = (
-    f"aws-parallelcluster-{PCLUSTER_VERSION}-ubuntu-2204-lts-hvm-x86_64-202601010000 2026-01-01T00-00-00.000Z"
-)
-KEY_NAME = "pc-validators"
 FINDING = re.compile(r"^  (ERROR|WARNING|INFO) (\S+): (.+)$")
 
 
@@ -163,45 +151,12 @@ def pcluster_python() -> Path:
     return PCLUSTER_PYTHON
 
 
-@pytest.fixture(scope="module")
-def account(aws_emulator, stacks):
-    """What the account holds before `pcluster create-cluster`: the SSH key pair and the official AMI.
-
-    On AWS the official AMI is owned by `amazon`; moto gives an image the caller's account as owner, so
-    the validators look it up with `--official-ami-owner self`. It is a copy of an x86_64 image of
-    moto's catalogue (moto's RegisterImage drops Architecture and BlockDeviceMappings; CopyImage keeps
-    the source's), named and described like the official one.
-    """
-    ec2 = aws_emulator.client("ec2")
-    ec2.create_key_pair(KeyName=KEY_NAME, KeyType="ed25519")
-    filters = [{"Name": "architecture", "Values": ["x86_64"]}, {"Name": "name", "Values": ["ubuntu/*"]}]
-    source = ec2.describe_images(Owners=["amazon"], Filters=filters)["Images"][0]
-    ami = ec2.copy_image(
-        SourceImageId=source["ImageId"],
-        SourceRegion=aws_emulator.region,
-        Name=OFFICIAL_AMI_NAME,
-        Description="AWS ParallelCluster AMI for ubuntu2204",
-    )["ImageId"]
-    yield ami
-    ec2.deregister_image(ImageId=ami)
-    ec2.delete_key_pair(KeyName=KEY_NAME)
-
-
 def run_validators(
-    emulator, python: Path, *configs: Path, suppress: bool = True
+    emulator, python: Path, *configs: Path, options: tuple[str, ...] = ()
 ) -> tuple[subprocess.CompletedProcess, dict[str, tuple[str, list[tuple[str, str, str]]]]]:
     """validate_config.py --against-aws on the emulator: the run and {config: (its line, [findings])}."""
-    names = [f"--suppress-validator=type:{name}" for name in EMULATOR_SUPPRESSED] if suppress else []
     done = subprocess.run(
-        [
-            str(python),
-            str(FOLDER / "validate_config.py"),
-            "--against-aws",
-            "--official-ami-owner",
-            "self",
-            *names,
-            *map(str, configs),
-        ],
+        [str(python), str(FOLDER / "validate_config.py"), "--against-aws", *options, *map(str, configs)],
         env=emulator.environ(),
         capture_output=True,
         text=True,
@@ -225,11 +180,20 @@ def render_with(emulator, out: Path, *args: str) -> Path:
     return out
 
 
+LAUNCH_TEMPLATE_VALIDATORS = ("HeadNodeLaunchTemplateValidator", "ComputeResourceLaunchTemplateValidator")
+
+
+def tally(line: str) -> tuple[int, int]:
+    """(run, suppressed) of a config's line."""
+    run, suppressed = re.search(r"validators: (\d+) run, (\d+) suppressed;", line).groups()
+    return int(run), int(suppressed)
+
+
 @pytest.mark.aws_emulator
 def test_pcluster_validators_pass_on_configs_rendered_from_the_stacks(
-    aws_emulator, stacks, account, pcluster_python, run_dir
+    aws_emulator, stacks, key_pair, pcluster_python, run_dir
 ):
-    key = ("--key-name", KEY_NAME)
+    key = ("--key-name", key_pair)
     gpu = render_with(aws_emulator, run_dir / "gpu-efa.yaml", "--cluster", "gpu-efa", *key, "--count", "2")
     cpu = render_with(aws_emulator, run_dir / "cpu-small.yaml", "--cluster", "cpu-small", *key)
     done, report = run_validators(aws_emulator, pcluster_python, gpu, cpu)
@@ -238,11 +202,11 @@ def test_pcluster_validators_pass_on_configs_rendered_from_the_stacks(
         line, findings = report[str(path)]
         assert line.startswith(f"{path}: valid against AWS us-east-1 at {aws_emulator.endpoint}"), line
         assert f"aws-parallelcluster {PCLUSTER_VERSION} validators:" in line, line
-        run, suppressed = map(int, re.search(r"(\d+) run, (\d+) suppressed", line).groups())
-        assert run > 50 and suppressed == 2, line  # head node + one queue: each launch dry run once
+        run, suppressed = tally(line)
+        assert run > 50 and suppressed == 0, line
         assert all(level != "ERROR" for level, _, _ in findings), findings
-    # GPU cluster: 1-minute EC2 metrics are on by design (costs a little). /fsx is the stack's file
-    # system (a ParallelCluster-managed one would add DeletionPolicyValidator's INFO on Retain).
+    # GPU cluster: 1-minute EC2 metrics are on by design (costs a little). /fsx and /home are the stack's
+    # file systems (a ParallelCluster-managed /fsx would add DeletionPolicyValidator's INFO on Retain).
     assert [(level, name) for level, name, _ in report[str(gpu)][1]] == [
         ("WARNING", "DetailedMonitoringValidator")
     ]
@@ -250,27 +214,67 @@ def test_pcluster_validators_pass_on_configs_rendered_from_the_stacks(
 
 
 @pytest.mark.aws_emulator
-def test_each_emulator_suppression_is_still_needed(aws_emulator, stacks, account, pcluster_python, run_dir):
-    cpu = render_with(
-        aws_emulator, run_dir / "cpu-small.yaml", "--cluster", "cpu-small", "--key-name", KEY_NAME
-    )
-    done, report = run_validators(aws_emulator, pcluster_python, cpu, suppress=False)
-    errors = {name for level, name, _ in report[str(cpu)][1] if level == "ERROR"}
-    assert done.returncode == 1 and errors == set(EMULATOR_SUPPRESSED), done.stdout + done.stderr
-    assert all("must contain the parameter ebs" in message for _, _, message in report[str(cpu)][1])
+def test_the_launch_template_validators_run_on_the_emulator(
+    aws_emulator, stacks, key_pair, pcluster_python, run_dir
+):
+    """The RunInstances dry runs of the head node and of the queue reach the emulator and pass: it accepts
+    the instance-store block device mappings ParallelCluster sends (a refused call is an ERROR finding).
+    --suppress-validator moves exactly these two from run to suppressed."""
+    cpu = render_with(aws_emulator, run_dir / "cpu.yaml", "--cluster", "cpu-small", "--key-name", key_pair)
+    suppress = tuple(f"--suppress-validator=type:{name}" for name in LAUNCH_TEMPLATE_VALIDATORS)
+    tallies = []
+    for options in ((), suppress):
+        done, report = run_validators(aws_emulator, pcluster_python, cpu, options=options)
+        line, findings = report[str(cpu)]
+        assert done.returncode == 0 and findings == [], done.stdout + done.stderr
+        tallies.append(tally(line))
+    (run, suppressed), (run_then, suppressed_then) = tallies
+    assert suppressed == 0 and (run_then, suppressed_then) == (run - 2, 2), tallies
 
 
 @pytest.mark.aws_emulator
-def test_pcluster_cli_dry_run_needs_node_checks_the_schema_then_looks_up_the_official_ami(
-    aws_emulator, stacks, pcluster_python, run_dir
+def test_official_ami_owner_is_where_the_ami_is_looked_up(
+    aws_emulator, stacks, key_pair, pcluster_python, run_dir
 ):
-    """`pcluster create-cluster --dryrun true` on the emulator, as far as it goes there: Node.js first, then
-    the schema, then the official AMI (owned by `amazon` on AWS; moto holds none), where it stops."""
+    """`amazon` (pcluster's own choice, the default) owns ParallelCluster's AMI in the emulator's catalogue
+    as on AWS; `self`, the caller's account, holds none: one ERROR named after the look-up, exit 1."""
+    name = f"aws-parallelcluster-{PCLUSTER_VERSION}-ubuntu-2204-lts-hvm-x86_64-*"
+    images = aws_emulator.client("ec2").describe_images(
+        Owners=["amazon"], Filters=[{"Name": "name", "Values": [name]}]
+    )["Images"]
+    assert [image["Description"] for image in images] == ["AWS ParallelCluster AMI for ubuntu2204"]
+    cpu = render_with(aws_emulator, run_dir / "cpu.yaml", "--cluster", "cpu-small", "--key-name", key_pair)
+    done, report = run_validators(
+        aws_emulator, pcluster_python, cpu, options=("--official-ami-owner", "self")
+    )
+    line, findings = report[str(cpu)]
+    assert done.returncode == 1 and line.startswith(f"{cpu}: INVALID against AWS"), done.stdout + done.stderr
+    assert findings == [
+        ("ERROR", "describe_images", "Cannot find official ParallelCluster AMI (validation stopped there)")
+    ]
+    done, report = run_validators(
+        aws_emulator, pcluster_python, cpu, options=("--official-ami-owner", "amazon")
+    )
+    assert done.returncode == 0 and report[str(cpu)][1] == [], done.stdout + done.stderr
+
+
+@pytest.mark.aws_emulator
+def test_pcluster_cli_dry_run_needs_node_checks_the_schema_then_runs_the_validators(
+    aws_emulator, stacks, key_pair, pcluster_python, run_dir
+):
+    """`pcluster create-cluster --dryrun true` on the emulator: Node.js first, then the schema, then the
+    validators; it exits 1 even when the request would have succeeded (the README's line turns the
+    verdict into the exit status)."""
     require_programs("the pcluster CLI", "node", how="install nodejs: sudo make system-deps")
     pcluster = pcluster_python.parent / "pcluster"
-    cpu = render_with(aws_emulator, run_dir / "cpu.yaml", "--cluster", "cpu-small", "--key-name", KEY_NAME)
+    gpu = render_with(
+        aws_emulator, run_dir / "gpu.yaml", "--cluster", "gpu-efa", "--key-name", key_pair, "--count", "2"
+    )
+    no_key = render_with(
+        aws_emulator, run_dir / "no-key.yaml", "--cluster", "cpu-small", "--key-name", "no-such-key"
+    )
     typo = run_dir / "typo.yaml"
-    typo.write_text(cpu.read_text().replace("InstanceType: c5.xlarge", "InstanceTypo: c5.xlarge"))
+    typo.write_text(no_key.read_text().replace("InstanceType: c5.xlarge", "InstanceTypo: c5.xlarge"))
 
     def dry_run(config: Path, **env: str) -> tuple[int, dict]:
         argv = ["create-cluster", "--cluster-name", "ml", "--cluster-configuration", str(config)]
@@ -284,7 +288,7 @@ def test_pcluster_cli_dry_run_needs_node_checks_the_schema_then_looks_up_the_off
         )
         return done.returncode, json.loads(done.stdout)
 
-    code, answer = dry_run(cpu, PATH=str(pcluster.parent))  # no `node` on PATH
+    code, answer = dry_run(gpu, PATH=str(pcluster.parent))  # no `node` on PATH
     assert code == 1 and answer["message"].startswith("Unable to find node executable. Node.js is required")
     code, answer = dry_run(typo)
     assert code == 1 and answer["message"] == "Invalid cluster configuration.", answer
@@ -292,13 +296,24 @@ def test_pcluster_cli_dry_run_needs_node_checks_the_schema_then_looks_up_the_off
     assert (
         error["type"] == "ConfigSchemaValidator" and "'InstanceTypo': ['Unknown field.']" in error["message"]
     )
-    code, answer = dry_run(cpu)
-    assert code == 1, answer
-    assert answer == {"message": "Invalid cluster configuration: Cannot find official ParallelCluster AMI"}
+    code, answer = dry_run(no_key)
+    assert code == 1 and answer["message"] == "Invalid cluster configuration.", answer
+    assert answer["configurationValidationErrors"] == [
+        {
+            "level": "ERROR",
+            "type": "KeyPairValidator",
+            "message": "The keypair '{'no-such-key'}' does not exist.",
+        }
+    ]
+    code, answer = dry_run(gpu)
+    assert code == 1 and answer["message"] == "Request would have succeeded, but DryRun flag is set.", answer
+    assert [(m["level"], m["type"]) for m in answer["validationMessages"]] == [
+        ("WARNING", "DetailedMonitoringValidator")
+    ]
 
 
 @pytest.mark.aws_emulator
-def test_pcluster_validators_reject_what_aws_would(aws_emulator, stacks, account, pcluster_python, run_dir):
+def test_pcluster_validators_reject_what_aws_would(aws_emulator, stacks, key_pair, pcluster_python, run_dir):
     vpc, prereq = stacks
     offers = aws_emulator.client("ec2").describe_instance_type_offerings(
         Filters=[{"Name": "instance-type", "Values": ["p5e.48xlarge"]}]
@@ -310,7 +325,7 @@ def test_pcluster_validators_reject_what_aws_would(aws_emulator, stacks, account
         *("--cluster", "gpu-efa", "--instance-type", "p5e.48xlarge", "--key-name", "no-such-key"),
     )
     cpu = render_with(
-        aws_emulator, run_dir / "cpu-small.yaml", "--cluster", "cpu-small", "--key-name", KEY_NAME
+        aws_emulator, run_dir / "cpu-small.yaml", "--cluster", "cpu-small", "--key-name", key_pair
     )
     text = cpu.read_text()
     bad_group = run_dir / "bad-group.yaml"
@@ -329,8 +344,20 @@ def test_pcluster_validators_reject_what_aws_would(aws_emulator, stacks, account
         ("KeyPairValidator", "The keypair '{'no-such-key'}' does not exist."),
         ("InstanceTypeBaseAMICompatibleValidator", "The instance type 'p5e.48xlarge' is not supported."),
     ]
+    # Without the /home NFS group, nothing the nodes have opens the OpenZFS file system's NFS ports.
+    home = prereq["FsxOpenZfsFileSystemId"]
     assert errors["bad-group.yaml"] == [
-        ("SecurityGroupsValidator", "The security group '{'sg-0123456789abcdef0'}' does not exist")
+        ("SecurityGroupsValidator", "The security group '{'sg-0123456789abcdef0'}' does not exist"),
+        *(
+            (
+                "ExistingFsxNetworkingValidator",
+                f"The current security group settings on file storage '{home}' does not satisfy mounting "
+                "requirement. The file storage must be associated to a security group that allows inbound "
+                f"{protocol} traffic through ports [111, 2049, 20001, 20002, 20003]. "
+                "Missing ports: [111, 2049, 20001, 20002, 20003]",
+            )
+            for protocol in ("TCP", "UDP")
+        ),
     ]
     assert errors["bad-subnet.yaml"] == [
         (
