@@ -20,6 +20,19 @@ def test_readme_node_walkthrough(artifacts_root):
     assert "# efa-versions 0.1.0" in result.output and "# Result : OK" in result.output
 
 
+def test_readme_efa_versions_walkthrough_reports_this_host(artifacts_root):
+    """Section 3 on this host: every component gets a row, found or `not found` with where it was looked
+    for; nothing is required, so the result is OK."""
+    result = run_walkthrough(README, "efa-versions", artifacts_root / "wt-efa-versions", timeout=120)
+    assert result.returncode == 0, result.output[-4000:]
+    rows = [line.split()[0] for line in result.output.splitlines() if line.startswith("  ")]
+    components = ["efa-installer", "libfabric", "aws-ofi-nccl", "nccl", "nvidia-driver", "cuda", "gdrcopy"]
+    assert rows == [*components, "efa-kmod"]
+    lines = [line for line in result.output.splitlines() if line.startswith("  ")]
+    assert all("not found  looked in " in line or len(line.split()) >= 3 for line in lines)  # found: where
+    assert result.output.rstrip().endswith("# Result : OK")
+
+
 def test_readme_dry_run_prints_the_srun_and_summary_commands(artifacts_root):
     result = run_walkthrough(README, "dry-run", artifacts_root / "wt-env-validation-dry", timeout=120)
     assert result.returncode == 0, result.output[-4000:]
