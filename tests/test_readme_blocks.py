@@ -15,7 +15,7 @@ from testbed.readme_blocks import (
 
 # The goal (user journeys issue, section 3) is 80% executed. This is the share reached so far; raise it
 # as more blocks run, never lower it.
-EXECUTED_PCT_FLOOR = 59
+EXECUTED_PCT_FLOOR = 77
 
 
 def test_every_readme_shell_block_is_executed_or_illustrative():
