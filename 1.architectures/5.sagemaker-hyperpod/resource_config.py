@@ -97,7 +97,7 @@ def input_problem(cluster_name: str, out: Path) -> str | None:
             "hyphens, at most 63) nor a cluster ARN; pass the name create-cluster was given"
         )
     if out.is_dir():
-        return f"cannot write --out {out}: it is a folder; pass a file path such as {out / 'resource_config.json'}"
+        return f"cannot write --out {out}: it is a folder; pass a file such as {out / 'resource_config.json'}"
     blocking = next((parent for parent in out.parents if parent.exists() and not parent.is_dir()), None)
     if blocking is not None:
         return f"cannot write --out {out}: {blocking} is a file, not a folder; pass a writable path"
