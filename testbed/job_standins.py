@@ -23,8 +23,9 @@ only its ``srun`` is stood in for. What each checks before it records:
   from ``ARG`` defaults and ``--build-arg``; an unused ``--build-arg`` is warned about as docker does.
   ``docker tag``/``push``/``run`` need an image built (or tagged) before, or one the test declares
   present (``images_present=``, as pulled); ``docker run`` is recorded, nothing is started (a bind
-  mount's host path must exist); ``docker login`` reads the password from stdin and must get one. Images
-  are kept in ``images.json`` (:func:`images`).
+  mount's host path must exist: stricter than docker, which makes a missing one as a root-owned folder,
+  a step that fails for a user without root); ``docker login`` reads the password from stdin and must
+  get one. Images are kept in ``images.json`` (:func:`images`).
 - ``enroot import [-o OUT] dockerd://TAG``: TAG must have been built; the import is recorded (no
   squashfs is written). Other enroot commands are recorded only.
 - ``nvidia-smi`` (``-L`` or bare) lists the GPUs of the instance type the stand-ins were written for.
