@@ -100,15 +100,26 @@ def test_a_missing_system_program_skips_here_and_fails_under_ci(tmp_path):
         "def test_x():\n    require_programs('probe', 'no-such-program-xyz')\n"
     )
     try:
-        skipped = pytest_run("-rs", str(probe.relative_to(ROOT)))
-        failed = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe.relative_to(ROOT))],
-            cwd=ROOT,
-            env={**os.environ, "CI": "true"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        skipped, failed = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-rs",
+                    "-p",
+                    "no:cacheprovider",
+                    str(probe.relative_to(ROOT)),
+                ],
+                cwd=ROOT,
+                env={**{k: v for k, v in os.environ.items() if k != "CI"}, **ci},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            for ci in ({}, {"CI": "true"})
         )
     finally:
         probe.unlink()
