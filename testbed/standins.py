@@ -75,7 +75,7 @@ _CLUSTER_SCOPED |= {"persistentvolume", "node", "priorityclass"}
 def write_standins(
     bin_dir: Path,
     *,
-    logs: Mapping[str, Path] | None = None,
+    logs: Mapping[str, Path | str] | None = None,
     crd_versions: str = "",
     present: Iterable[str] = (),
     tools: Iterable[str] = TOOLS,
@@ -87,9 +87,9 @@ def write_standins(
     ``JOB_TOOLS``: ``srun``, ``docker``, ``enroot``) into ``bin_dir``; return the calls log.
 
     ``logs`` maps a ``kubectl logs`` target as the command names it (``job/nccl-tests-launcher``,
-    ``cpu-ddp-worker-0``) to the file it prints. ``crd_versions`` is what ``kubectl get crd`` prints
-    (empty: the CRD does not exist). ``present`` names objects the cluster has without an apply the
-    stand-in could read, as ``kind/name`` or ``kind/name@namespace``
+    ``cpu-ddp-worker-0``) to the file it prints, or to the text itself (a ``str``). ``crd_versions`` is
+    what ``kubectl get crd`` prints (empty: the CRD does not exist). ``present`` names objects the
+    cluster has without an apply the stand-in could read, as ``kind/name`` or ``kind/name@namespace``
     (``deployment/mpi-operator@mpi-operator``). ``instance_type``: the node type ``nvidia-smi`` lists the
     GPUs of (none: it fails as without a driver). ``outputs``: what a program launched with ``srun``
     printed on a real cluster (a recorded file) or exits with (a status), by program name.
@@ -106,7 +106,7 @@ def write_standins(
     config = {
         "log": str(log),
         "objects": str(bin_dir / OBJECTS),
-        "logs": {target: str(Path(path).resolve()) for target, path in (logs or {}).items()},
+        "logs": {target: str(_log_file(bin_dir, target, log)) for target, log in (logs or {}).items()},
         "crd_versions": crd_versions,
         "bin": str(bin_dir.resolve()),
         "instance_type": instance_type,
@@ -134,6 +134,16 @@ def write_standins(
         )
         script.chmod(0o755)
     return log
+
+
+def _log_file(bin_dir: Path, target: str, log: Path | str) -> Path:
+    """The file ``kubectl logs target`` prints: ``log`` itself, or a file in ``bin_dir`` holding the text."""
+    if isinstance(log, Path):
+        return log.resolve()
+    path = bin_dir.resolve() / "logs" / (target.replace("/", "_") + ".log")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(log, encoding="utf-8")
+    return path
 
 
 @dataclass

@@ -57,15 +57,13 @@ def test_readme_gpu_cluster_builds_imports_and_submits_on_a_p5_shaped_slurm(
 
 
 def test_readme_k8s_renders_a_valid_job(artifacts_root, tmp_path):
-    pod_log = tmp_path / "pod.log"
-    pod_log.write_text("bionemo-worker-0 started\n")
     run = run_with_standins(
         README,
         "k8s",
         artifacts_root / "wt-bionemo-k8s",
         tmp_path / "bin",
         timeout=300,
-        logs={"bionemo-worker-0": pod_log},
+        logs={"bionemo-worker-0": "bionemo-worker-0 started\n"},
     ).check()
     text = (run.workdir / CASE / "build" / "train.yaml").read_text()
     assert kube.validate_manifest(text) == []

@@ -88,15 +88,13 @@ def test_readme_cluster_walkthrough_submits_venv_and_container_jobs(gpu_slurm, a
 
 
 def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
-    pod_log = tmp_path / "pod.log"
-    pod_log.write_text("cpu-ddp-worker-0 started\n")
     run = run_with_standins(
         README,
         "k8s",
         artifacts_root / "wt-cpu-ddp-k8s",
         tmp_path / "bin",
         timeout=120,
-        logs={"cpu-ddp-worker-0": pod_log},
+        logs={"cpu-ddp-worker-0": "cpu-ddp-worker-0 started\n"},
     ).check()
     text = (run.workdir / CASE / "kubernetes/cpu-ddp.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/cpu-ddp:dev" in text and "${" not in text

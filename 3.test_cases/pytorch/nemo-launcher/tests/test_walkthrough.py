@@ -60,15 +60,13 @@ def test_readme_gpu_cluster_bootstraps_on_a_p5_shaped_slurm_and_builds_the_image
 
 
 def test_readme_k8s_walkthrough(artifacts_root, tmp_path):
-    pod_log = tmp_path / "pod.log"
-    pod_log.write_text("nemo-launcher-worker-0 started\n")
     run = run_with_standins(
         README,
         "k8s",
         artifacts_root / "nemo-launcher-wt-k8s",
         tmp_path / "bin",
         timeout=120,
-        logs={"nemo-launcher-worker-0": pod_log},
+        logs={"nemo-launcher-worker-0": "nemo-launcher-worker-0 started\n"},
     ).check()
     text = (run.workdir / CASE / "kubernetes" / "nemo-launcher.yaml").read_text()
     assert validate_manifest(text) == [] and "nemo-megatron-gpt3_5b_hydra.yaml" in text

@@ -24,15 +24,13 @@ CASE = Path("3.test_cases/pytorch/nemo-run")
 
 
 def test_readme_k8s_walkthrough(artifacts_root, tmp_path):
-    pod_log = tmp_path / "pod.log"
-    pod_log.write_text("nemo-run-worker-0 started\n")
     run = run_with_standins(
         README,
         "k8s",
         artifacts_root / "nemo-run-wt-k8s",
         tmp_path / "bin",
         timeout=120,
-        logs={"nemo-run-worker-0": pod_log},
+        logs={"nemo-run-worker-0": "nemo-run-worker-0 started\n"},
     ).check()
     assert "wrote kubernetes/nemo-run.yaml" in run.output
     assert "srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1" in run.output

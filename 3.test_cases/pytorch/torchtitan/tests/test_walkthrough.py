@@ -48,15 +48,13 @@ def test_readme_configs_walkthrough(artifacts_root, monkeypatch):
 
 
 def test_readme_k8s_walkthrough_renders_the_manifest(artifacts_root, tmp_path):
-    pod_log = tmp_path / "pod.log"
-    pod_log.write_text("torchtitan-worker-0 started\n")
     run = run_with_standins(
         README,
         "k8s",
         artifacts_root / "wt-torchtitan-k8s",
         tmp_path / "bin",
         timeout=120,
-        logs={"torchtitan-worker-0": pod_log},
+        logs={"torchtitan-worker-0": "torchtitan-worker-0 started\n"},
     ).check()
     text = (run.workdir / CASE / "kubernetes" / "torchtitan.yaml").read_text()
     assert "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/torchtitan:0.3.0" in text and "${" not in text
