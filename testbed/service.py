@@ -231,10 +231,18 @@ class Service:
     @classmethod
     def _read_state(cls, state_dir: Path, missing: str) -> dict[str, Any]:
         """The state file in ``state_dir``; the service's error saying ``missing`` when there is none."""
+        path = Path(state_dir) / str(cls.state_file)
+        fix = "pass the folder `up` wrote its state to"
         try:
-            return json.loads((Path(state_dir) / str(cls.state_file)).read_text())
+            state = json.loads(path.read_text())
         except FileNotFoundError:
             raise cls.error(missing) from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not a state file"
+            raise cls.error(f"cannot read {path}: {reason}; {fix}") from None
+        if not isinstance(state, dict):
+            raise cls.error(f"cannot read {path}: not a state file; {fix}")
+        return state
 
     def _adopt(self, state: Mapping[str, Any]) -> Self:
         """Take over the daemons a state file records (``attach``): ``stop()`` ends them."""

@@ -638,6 +638,15 @@ COMMANDS: list[Command] = [
         ("a folder", "output under a file"),
     ),
     Command("testbed.k8s_pods OUT_DIR", (PY, "-m", "testbed.k8s_pods", "{out}"), ("output under a file",)),
+    *(
+        Command(
+            f"testbed.{service} status --state-dir",
+            (PY, "-m", f"testbed.{service}", "status", "--state-dir", "{dir}"),
+            FOLDERS,
+            codes=frozenset({1}),  # the test bed's commands exit 1 on any error (service.run_cli)
+        )
+        for service in ("slurm", "aws", "docker")
+    ),
     Command(
         "docs/check_site --site", (PY, "docs/check_site.py", "--site", "{dir}"), (*FOLDERS, "empty folder")
     ),
