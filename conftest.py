@@ -34,6 +34,7 @@ import requests
 import yaml
 from docker.errors import BuildError, DockerException
 
+from testbed import shared_storage
 from testbed.aws import AwsEmulator
 from testbed.docker import DockerError, LocalDocker, cannot_start_reason, reachable_daemon
 from testbed.prometheus import REQUIRED_PROGRAMS as PROMETHEUS_PROGRAMS
@@ -203,6 +204,12 @@ def gpu_slurm(artifacts_root: Path, keep_artifacts: bool):
     192 CPUs and 8 GPUs (count-only gres; nothing sees a device), partition ``gpu``. README blocks written
     for a p5 cluster run their ``sbatch`` on it with ``srun`` stood in (testbed/job_standins.py)."""
     require_programs("local Slurm", *REQUIRED_PROGRAMS)
+    # The cluster's shared storage: /fsx in every job, and in the walkthrough shells of run_on_cluster
+    # (testbed/shared_storage.py; where this machine cannot, tests that need it ask for `fsx`).
+    shared = {}
+    if shared_storage.available() is None:
+        shared = {"/fsx": artifacts_root / "fsx"}
+        shared["/fsx"].mkdir(parents=True, exist_ok=True)
     cluster = LocalSlurm(
         nodes=8,
         cpus_per_node=192,
@@ -210,9 +217,20 @@ def gpu_slurm(artifacts_root: Path, keep_artifacts: bool):
         partition="gpu",
         state_dir=artifacts_root / "gpu-slurm",
         keep=keep_artifacts,
+        shared=shared,
     )
     with cluster:
         yield cluster
+
+
+@pytest.fixture
+def fsx(gpu_slurm: LocalSlurm) -> Path:
+    """The folder ``gpu_slurm``'s jobs and run_on_cluster's shells see as ``/fsx`` (shared by the session,
+    as a cluster's shared storage is: each test writes under its own sub-folder). A missing component
+    where this machine cannot give processes a private root (not root, no unshare)."""
+    if "/fsx" not in gpu_slurm.shared:
+        raise MissingComponent(f"/fsx stand-in: {shared_storage.available()}")
+    return gpu_slurm.shared["/fsx"]
 
 
 @pytest.fixture(scope="session")

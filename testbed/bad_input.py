@@ -50,12 +50,21 @@ FILE_INPUTS: dict[str, Callable[[Path], None]] = {
     "Markdown": lambda p: p.write_text("# Notes\n\nSome *text*, not data.\n"),
 }
 ALL_FILES = tuple(FILE_INPUTS)
+
+
+def _non_empty_folder(path: Path) -> None:
+    path.mkdir()
+    (path / "left.txt").write_text("x\n")
+
+
 # Folders a command reads (sysfs trees, result folders, image roots, clones).
 DIR_INPUTS: dict[str, Callable[[Path], None]] = {
     "missing folder": lambda p: None,
     "a file": lambda p: p.write_text("not a folder\n"),
     "empty folder": lambda p: p.mkdir(),
+    "non-empty folder": _non_empty_folder,
 }
+
 VALUES = {"nan": "nan", "inf": "inf", "-inf": "-inf", "negative": "-1", "not a number": "abc"}
 NUMBERS_AND_ZERO = {**VALUES, "zero": "0"}
 TEXTS = {

@@ -17,7 +17,9 @@ only its ``srun`` is stood in for. What each checks before it records:
   environment the ranks would get (:func:`launches`). It prints what it would start and exits 0; where
   the test gave a recorded output for the launched program (``outputs={"all_reduce_perf": path}``, what
   it printed on a real cluster), it prints that too, so the job judges real output; an exit status instead
-  of a path (``{"grep": 1}``) is what a probe of the program returns there.
+  of a path (``{"grep": 1}``) is what a probe of the program returns there; ``True`` runs the program
+  here for real (a probe of the node itself: ``{"hostname": True}``). Its own note (what it would start)
+  goes to stderr, so a script's ``$(srun ...)`` captures only the program's output.
 - ``docker build`` (``buildx build`` too): the context and the Dockerfile exist, every ``COPY``/``ADD``
   source exists in the context (without a ``.dockerignore`` exclusion check), every ``FROM`` resolves
   from ``ARG`` defaults and ``--build-arg``; an unused ``--build-arg`` is warned about as docker does.
@@ -241,11 +243,16 @@ def _srun(config: dict, state: dict, argv: list[str]) -> int:
     }
     with open(Path(config["bin"]) / LAUNCHES, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+    if recorded is True:  # a probe of the node itself (hostname): the real program answers, as there
+        return subprocess.run(command, check=False).returncode
     if isinstance(recorded, int):  # what the program exits with there, printing nothing (a probe)
         return recorded
     where = f" in {image}" if image else ""
+    # On stderr: the stand-in's note is not the program's output (a script may capture that with $(...)).
     print(
-        f"srun stand-in: job {job}, {nodes} nodes x {tasks} tasks{where}: {shlex.join(command)}", flush=True
+        f"srun stand-in: job {job}, {nodes} nodes x {tasks} tasks{where}: {shlex.join(command)}",
+        file=sys.stderr,
+        flush=True,
     )
     if recorded:  # what the program printed on the real cluster, as the job's log holds it
         sys.stdout.write(Path(recorded).read_text(encoding="utf-8"))

@@ -93,8 +93,10 @@ class Service:
         log: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        program: str | None = None,
     ) -> subprocess.Popen:
-        """Start one daemon in its own session, stdout and stderr appended to ``log``; record its PID."""
+        """Start one daemon in its own session, stdout and stderr appended to ``log``; record its PID.
+        ``program``: the daemon's program when ``argv`` starts with a launcher that execs it."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             proc = subprocess.Popen(
@@ -108,7 +110,7 @@ class Service:
             )
         self._procs[name], self._pids[name] = proc, proc.pid
         # What the process's name will be (not read now: it may still name this process, exec sets it late).
-        self._programs[name] = Path(str(argv[0])).name[:15]
+        self._programs[name] = Path(str(program or argv[0])).name[:15]
         if log not in self._logs:
             self._logs.append(log)
         self._save_state()

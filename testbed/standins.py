@@ -80,7 +80,7 @@ def write_standins(
     present: Iterable[str] = (),
     tools: Iterable[str] = TOOLS,
     instance_type: str | None = None,
-    outputs: Mapping[str, Path | int] | None = None,
+    outputs: Mapping[str, Path | int | bool] | None = None,
     images_present: Iterable[str] = (),
 ) -> Path:
     """Write the stand-ins ``tools`` (``kubectl``, ``eksctl`` and ``helm`` by default; any of
@@ -92,7 +92,8 @@ def write_standins(
     cluster has without an apply the stand-in could read, as ``kind/name`` or ``kind/name@namespace``
     (``deployment/mpi-operator@mpi-operator``). ``instance_type``: the node type ``nvidia-smi`` lists the
     GPUs of (none: it fails as without a driver). ``outputs``: what a program launched with ``srun``
-    printed on a real cluster (a recorded file) or exits with (a status), by program name.
+    printed on a real cluster (a recorded file) or exits with (a status), by program name; ``True``:
+    the program runs here for real (a probe of the node, ``hostname``).
     ``images_present``: images the node has without a build here (pulled from a registry).
     """
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -196,16 +197,18 @@ def run_with_standins(
     *,
     timeout: float = 600,
     env: Mapping[str, str] | None = None,
+    shared: Mapping[str, Path] | None = None,
     **standins: Any,
 ) -> StandinRun:
     """Write the stand-ins into ``bin_dir`` (``write_standins(bin_dir, **standins)``), then run walkthrough
     ``name`` of ``readme`` with them in a copy of the repository under ``workdir``. ``env``: what the
     place the README's commands run on provides (``SLURM_CONF`` of the test's cluster); with
-    ``instance_type=``, the node's shape too (``job_standins.node_env``: its type and EFA devices)."""
+    ``instance_type=``, the node's shape too (``job_standins.node_env``: its type and EFA devices).
+    ``shared``: the cluster's shared storage at its path (``{"/fsx": folder}``, see run_walkthrough)."""
     log = write_standins(bin_dir, **standins)
     if standins.get("instance_type"):
         env = {**job_standins.node_env(standins["instance_type"], bin_dir), **(env or {})}
-    result = run_walkthrough(readme, name, workdir, timeout=timeout, standins=bin_dir, env=env)
+    result = run_walkthrough(readme, name, workdir, timeout=timeout, standins=bin_dir, env=env, shared=shared)
     return StandinRun(result, log)
 
 
@@ -226,7 +229,8 @@ def run_on_cluster(
     shaped like the README's cluster, e.g. the ``gpu_slurm`` fixture) whose nodes are ``instance_type``
     (None: this machine as it is, for scripts that run for real on the local nodes): run with the job
     stand-ins (``tools``), checked; then every job it submitted waited for, each of which must have
-    COMPLETED (``run.jobs``, in submission order; ``run.launches_of(job)``)."""
+    COMPLETED (``run.jobs``, in submission order; ``run.launches_of(job)``). The shell sees the
+    cluster's shared storage (``cluster.shared``, e.g. ``/fsx``) as its jobs do."""
     run = run_with_standins(
         readme,
         name,
@@ -234,6 +238,7 @@ def run_on_cluster(
         bin_dir,
         timeout=timeout,
         env={"SLURM_CONF": str(cluster.conf_path)},
+        shared=cluster.shared,
         tools=tools,
         instance_type=instance_type,
         **standins,

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed import shared_storage
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # `<!-- walkthrough: NAME -->`, or `<!-- walkthrough: NAME; stand-in: what stands in for the cloud -->`.
 # Groups: 1 the name, 2 the stand-in note (None without one); MARKER adds 3, the block's text.
@@ -88,12 +90,15 @@ def run_walkthrough(
     timeout: float = 600,
     standins: Path | None = None,
     env: Mapping[str, str] | None = None,
+    shared: Mapping[str, Path] | None = None,
 ) -> WalkthroughResult:
     """Run walkthrough ``name`` of ``readme`` in a fresh copy of the repository under ``workdir``.
 
     ``standins``: a bin folder of stand-ins for the cloud's CLIs (``testbed.standins.write_standins``),
     put first on ``PATH``, ahead of the venv. ``env``: variables of the place the commands run on, which
     the README takes as given (``SLURM_CONF`` of a cluster the test started in the cluster's shape).
+    ``shared``: the cluster's shared storage, ``{"/fsx": folder}``, at its path for the shell
+    (testbed/shared_storage.py: a private root; needs root).
     """
     script = "\n".join(extract_blocks(readme, name))
     check_standins(readme, name, standins)
@@ -103,8 +108,11 @@ def run_walkthrough(
     if standins is not None:
         environment["PATH"] = f"{Path(standins).resolve()}{os.pathsep}{environment['PATH']}"
     environment |= dict(env or {})
+    argv = ["bash", "-euo", "pipefail", "-c", script]
+    if shared:
+        argv = shared_storage.wrap(argv, shared, Path(workdir) / "root")
     completed = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
+        argv,
         cwd=copy,
         env=environment,
         capture_output=True,

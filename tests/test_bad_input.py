@@ -648,6 +648,16 @@ COMMANDS: list[Command] = [
         for service in ("slurm", "aws", "docker")
     ),
     Command(
+        "testbed/shared_storage --root",
+        (PY, "testbed/shared_storage.py", "--root", "{dir}", "--", "true"),
+        (*FOLDERS, "non-empty folder"),
+    ),
+    Command(
+        "testbed/shared_storage --bind",
+        (PY, "testbed/shared_storage.py", "--root", "{fresh_dir}", "--bind", "{text}", "--", "true"),
+        tuple(TEXTS),
+    ),
+    Command(
         "docs/check_site --site", (PY, "docs/check_site.py", "--site", "{dir}"), (*FOLDERS, "empty folder")
     ),
     Command(

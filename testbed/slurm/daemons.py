@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from testbed import shared_storage
 from testbed.service import Service, kill
 from testbed.slurm import config
 from testbed.slurm.jobs import SlurmCommands, SlurmError
@@ -54,7 +55,10 @@ class LocalSlurm(SlurmCommands, Service):
         epilog: Path | None = None,
         partitions: Mapping[str, Sequence[str]] | None = None,
         gpus_per_node: int = 0,
+        shared: Mapping[str, Path] | None = None,
     ) -> None:
+        # shared: {"/fsx": folder}: the cluster's shared storage at its path in every job (each slurmd
+        # runs in a private root with it, testbed/shared_storage.py; needs root).
         # gpus_per_node: GPUs each node declares as a count-only gres (empty stand-in device files: jobs
         # that ask for `--gpus-per-node=8` or `--gres=gpu:8` are scheduled as on a GPU cluster).
         # partitions: {name: [node names]} instead of one partition of n1..nN (e.g. the node and
@@ -70,6 +74,7 @@ class LocalSlurm(SlurmCommands, Service):
         super().__init__(state_dir, keep, temp_prefix="localslurm-")
         self.nodes = nodes
         self.gpus_per_node = gpus_per_node
+        self.shared = {target: Path(source).resolve() for target, source in (shared or {}).items()}
         # Node health hooks: slurmd runs them (as this user) on every node of an allocation.
         self.prolog = Path(prolog).resolve() if prolog else None
         self.epilog = Path(epilog).resolve() if epilog else None
@@ -101,6 +106,7 @@ class LocalSlurm(SlurmCommands, Service):
             partition=state["partition"],
             partitions=state.get("partitions"),
             gpus_per_node=state.get("gpus_per_node", 0),
+            shared=state.get("shared"),
         )
         return cluster._adopt(state)
 
@@ -109,6 +115,7 @@ class LocalSlurm(SlurmCommands, Service):
         return state | {
             "partitions": self.partitions,
             "gpus_per_node": self.gpus_per_node,
+            "shared": {target: str(source) for target, source in self.shared.items()},
             "conf": str(self.conf_path),
         }
 
@@ -124,7 +131,7 @@ class LocalSlurm(SlurmCommands, Service):
             self._start_munged(programs["munged"])
             self._spawn_daemon("slurmctld", [programs["slurmctld"], "-D"])
             for name in self.node_names:
-                self._spawn_daemon(f"slurmd-{name}", [programs["slurmd"], "-D", "-N", name])
+                self._spawn_slurmd(name, programs["slurmd"])
             self._wait_until_idle(START_TIMEOUT_S)
         except BaseException:
             self.stop()
@@ -205,6 +212,17 @@ class LocalSlurm(SlurmCommands, Service):
     def _spawn_daemon(self, name: str, argv: list[str]) -> None:
         """One daemon in the foreground, its output in ``log/<name>.out``, with the cluster's env."""
         self._spawn(name, argv, self.state_dir / "log" / f"{name}.out", env=self.env)
+
+    def _spawn_slurmd(self, node: str, slurmd: str) -> None:
+        """The node's slurmd; with shared folders, in a private root that has them (so do its jobs)."""
+        argv = [slurmd, "-D", "-N", node]
+        if self.shared:
+            try:
+                argv = shared_storage.wrap(argv, self.shared, self.state_dir / "root" / node)
+            except ValueError as exc:
+                raise SlurmError(f"shared={self.shared}: {exc}") from None
+        log = self.state_dir / "log" / f"slurmd-{node}.out"
+        self._spawn(f"slurmd-{node}", argv, log, env=self.env, program=slurmd)
 
     def _log_paths(self) -> list[Path]:
         # The daemons' own logs (slurmctld.log, slurmd-<node>.log, munged.log) besides their output.

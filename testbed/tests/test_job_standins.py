@@ -92,13 +92,30 @@ def test_srun_records_a_launch_inside_a_job_and_refuses_what_srun_would(tools, t
         FI_PROVIDER="efa",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "srun stand-in: job 7, 2 nodes x 1 tasks: python3 src/train.py --lr 1"
+    assert done.stderr.strip() == "srun stand-in: job 7, 2 nodes x 1 tasks: python3 src/train.py --lr 1"
+    assert done.stdout == ""  # the note is not the program's output
     (launch,) = launches(tools.log)
     assert launch["options"] == {"-N": "2", "--ntasks-per-node": "1"} and launch["num_nodes"] == 2
     assert (
         launch["command"] == ["python3", "src/train.py", "--lr", "1"]
         and launch["env"]["FI_PROVIDER"] == "efa"
     )
+
+
+def test_srun_gives_a_probe_its_recorded_status_or_the_real_programs_answer(tmp_path):
+    bin_dir = tmp_path / "bin"
+    log = write_standins(bin_dir, tools=["srun"], outputs={"hostname": True, "grep": 1})
+    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_JOB_ID": "3"}
+
+    def srun(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["srun", *argv], env=env, capture_output=True, text=True, check=False)
+
+    real = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout
+    node = srun("--nodes=1", "-w", "n1", "hostname")  # as in `head_ip=$(srun ... hostname --ip-address)`
+    assert node.returncode == 0 and node.stdout == real and node.stderr == ""
+    probe = srun("grep", "-q", "x", "/etc/hostname")
+    assert probe.returncode == 1 and probe.stdout == probe.stderr == ""
+    assert [launch["command"][0] for launch in launches(log)] == ["hostname", "grep"]
 
 
 def test_nvidia_smi_lists_the_instance_types_gpus_and_node_env_its_efa_devices(tools, tmp_path):
@@ -168,7 +185,8 @@ def test_srun_prints_a_recorded_output_or_returns_a_recorded_status(tmp_path):
         text=True,
         check=False,
     )
-    assert done.returncode == 0 and done.stdout.endswith("all_reduce_perf -b 8\n# nccl-tests output\n")
+    assert done.returncode == 0 and done.stdout == "# nccl-tests output\n"
+    assert done.stderr.endswith("all_reduce_perf -b 8\n")
     probe = subprocess.run(
         ["srun", *image, "grep", "-q", "x", "y"], env=env, capture_output=True, text=True, check=False
     )

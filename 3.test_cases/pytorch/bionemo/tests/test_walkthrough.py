@@ -1,5 +1,6 @@
-"""The README's walkthroughs ("preview", "gpu-cluster", "k8s"), run as written in a copy of the repository.
-That every other command block is marked illustrative, with the reason, is part of the test-case contract."""
+"""The README's walkthroughs ("preview", "gpu-machine", "gpu-cluster", "k8s"), run as written in a copy of
+the repository. That every other command block is marked illustrative, with the reason, is part of the
+test-case contract."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from testbed import kube
-from testbed.standins import run_on_cluster, run_with_standins
+from testbed.standins import JOB_TOOLS, run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -54,6 +55,52 @@ def test_readme_gpu_cluster_builds_imports_and_submits_on_a_p5_shaped_slurm(
         assert launch["env"]["FI_PROVIDER"] == "efa" and launch["env"]["FI_EFA_USE_DEVICE_RDMA"] == "1"
     assert esm2_650m["command"][esm2_650m["command"].index("--num-layers") + 1] == "33"
     assert esm2_3b["command"][esm2_3b["command"].index("--num-layers") + 1] == "36"
+
+
+def test_readme_gpu_machine_downloads_then_trains_in_the_image_with_fsx_mounted(
+    artifacts_root, tmp_path, fsx
+):
+    """Section 1's GPU machine as written: NVIDIA's data downloaded onto /fsx in the image, then `make
+    local`, which first asks nvidia-smi for the driver, trains on the machine's 8 GPUs with /fsx mounted.
+    Docker is stood in for (it checks the image and each bind mount and records the runs)."""
+    run = run_with_standins(
+        README,
+        "gpu-machine",
+        artifacts_root / "wt-bionemo-local",
+        tmp_path / "bin",
+        tools=JOB_TOOLS,
+        instance_type="p5.48xlarge",
+        images_present=["bionemo:dev"],  # section 3's build, on this machine
+        shared={"/fsx": fsx},
+    ).check()
+    download, train = run.images["runs"]
+    assert download["options"] == ["--rm", "-v", "/fsx:/fsx"] and download["image"] == "bionemo:dev"
+    assert download["command"] == [
+        "download_bionemo_data",
+        "esm2/testdata_esm2_pretrain:2.0",
+        "--source",
+        "ngc",
+    ]
+    assert train["image"] == "bionemo:dev" and train["options"][-2:] == ["-v", "/fsx:/fsx"]
+    assert train["options"][:4] == ["--rm", "--gpus", "all", "--ipc=host"]
+    assert train["command"] == [
+        "python",
+        "src/bionemo_args.py",
+        "run",
+        "--preset",
+        "esm2-8m",
+        "--nodes",
+        "1",
+        "--gpus-per-node",
+        "8",
+        "--shared-dir",
+        "/fsx",
+        "--result-dir",
+        "/fsx/bionemo/results",
+        "--",
+        "--num-steps",
+        "100",
+    ]
 
 
 def test_readme_k8s_renders_a_valid_job(artifacts_root, tmp_path):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from testbed.slurm import REQUIRED_PROGRAMS
+from testbed.slurm import REQUIRED_PROGRAMS, Job
 from testbed.standins import run_on_cluster, run_with_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
@@ -141,3 +143,52 @@ def test_readme_cpu_slurm_walkthrough_submits_tiny_with_nemo_runs_executor(
 def job_output(runs: Path, pattern: str) -> str:
     """What nemo-run's job wrote: the batch script's output (sbatch_*) or the ranks' log (log-*)."""
     return "".join(p.read_text(errors="replace") for p in runs.glob(f"experiments/tiny/*/tiny/{pattern}"))
+
+
+@pytest.mark.framework
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.slurm
+def test_readme_submit_walkthrough_writes_experiments_on_fsx_and_runs_them_on_a_p5_shaped_slurm(
+    gpu_slurm, fsx, artifacts_root, tmp_path, monkeypatch
+):
+    """Section 2's submit as written, from a login node that shares /fsx with the p5-shaped Slurm:
+    nemo-run writes each experiment under the cluster file's job_dir on /fsx and calls sbatch; each job
+    runs its generated script (srun stood in for: it checks the image and records the launch)."""
+    monkeypatch.setenv("VENV", str(Path(sys.executable).parent.parent))
+    monkeypatch.delenv("NEMORUN_HOME", raising=False)
+    run = run_on_cluster(
+        README,
+        "submit",
+        artifacts_root / "nemo-run-wt-submit",
+        tmp_path / "bin",
+        gpu_slurm,
+        outputs={"hostname": True},  # the head node's address for the rendezvous, asked with srun
+    )
+    jobs = [Job(gpu_slurm, int(n)) for n in re.findall(r"^- Job id: (\d+)$", run.output, re.M)]
+    assert [job.wait(120) for job in jobs] == ["COMPLETED", "COMPLETED"]
+    address = subprocess.run(["hostname", "--ip-address"], capture_output=True, text=True, check=True)
+    for job, name, steps, nodes in zip(
+        jobs, ["llama3_8b_pretrain", "llama3_70b_finetune"], ["1000", None], [2, 1], strict=True
+    ):
+        (experiment,) = (fsx / "nemo-run" / "experiments" / name).iterdir()  # on /fsx, as the job read it
+        assert (experiment / f"{name}_sbatch.sh").is_file() and (experiment / "_DONE").is_file()
+        config = (experiment / name / "configs" / f"{name}_config.yaml").read_text()
+        if steps:
+            assert f"max_steps: {steps}" in config
+        hostname, launch = run.launches_of(job)
+        assert hostname["command"] == ["hostname", "--ip-address"]
+        assert launch["options"]["--container-image"] == "nvcr.io/nvidia/nemo:25.11"
+        mounts = f"/fsx:/fsx,/{experiment.relative_to(fsx.parent)}/{name}:/nemo_run"
+        assert launch["options"]["--container-mounts"] == mounts
+        command = launch["command"]
+        assert command[0] == "torchrun" and command[command.index("--nnodes") + 1] == str(nodes)
+        if nodes > 1:
+            endpoint = f"{address.stdout.split()[0]}:29500"
+            assert command[command.index("--rdzv-endpoint") + 1] == endpoint
+        assert command[-4:] == [
+            "nemo_run.core.runners.fdl_runner",
+            "-n",
+            name,
+            f"/nemo_run/configs/{name}_fn_or_script",
+        ]
+        assert launch["env"]["FI_PROVIDER"] == "efa" and len(job.nodes) == nodes

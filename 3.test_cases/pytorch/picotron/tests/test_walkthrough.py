@@ -1,8 +1,8 @@
 """The README's walkthroughs, run as written in a copy of the repository: "configs" (the generator, a
 DRY_RUN preview, make k8s), "gpu-machine" (section 1's build and `make local` runs, docker stood in for),
-"k8s" (kubectl stood in for) and "image" (section 3's build and enroot import, docker and enroot stood in
-for). That every other command block is marked illustrative, with the reason,
-is part of the test-case contract."""
+"k8s" (kubectl stood in for) and "image" (section 3's build, enroot import and jobs on a p5-shaped
+local Slurm with /fsx; docker, enroot and srun stood in for). That every other command block is marked
+illustrative, with the reason, is part of the test-case contract."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from testbed.kube import validate_manifest
-from testbed.standins import JOB_TOOLS, run_with_standins
+from testbed.standins import JOB_TOOLS, run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -57,12 +57,22 @@ def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root, tmp_p
     assert "picotron-worker-0 started\n" in run.output  # what kubectl logs printed
 
 
-def test_readme_image_walkthrough_builds_and_imports_the_image(artifacts_root, tmp_path):
-    """Section 3's build as written: the training base, then the image FROM it with this folder as the
-    context (every COPY source present), then its enroot import to shared storage."""
-    run = run_with_standins(
-        README, "image", artifacts_root / "wt-picotron-image", tmp_path / "bin", tools=JOB_TOOLS, timeout=120
-    ).check()
+def test_readme_image_walkthrough_builds_imports_and_submits_the_jobs(
+    artifacts_root, tmp_path, gpu_slurm, fsx
+):
+    """Section 3 as written on a p5-shaped Slurm whose /fsx the head node shares: the training base, the
+    image FROM it with this folder as the context (every COPY source present), its enroot import to
+    /fsx, then the three jobs in it: `make slurm` (nodes from the preset), a preset and a layout of your
+    own on /fsx with plain sbatch. Each job verifies its layout against its GPUs and makes its run folder
+    on /fsx before srun (stood in for: it checks the image and records the launch)."""
+    layout = fsx / "configs" / "my-layout.json"  # a layout of your own, on the shared storage
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    layout.write_text(
+        (Path(__file__).resolve().parents[1] / "configs" / "llama3_1_8b-4nodes.json").read_text()
+    )
+    run = run_on_cluster(
+        README, "image", artifacts_root / "wt-picotron-image", tmp_path / "bin", gpu_slurm, timeout=180
+    )
     versions = yaml.safe_load((run.workdir / "2.ami_and_containers" / "versions.yaml").read_text())
     base = versions["images"]["training-base"]
     built = run.images["built"]
@@ -75,11 +85,34 @@ def test_readme_image_walkthrough_builds_and_imports_the_image(artifacts_root, t
         "build_args": {},
     }
     assert run.images["imported"] == {"/fsx/images/picotron.sqsh": "dockerd://picotron:59714b1"}
-    assert [call.split()[:2] for call in run.calls] == [
+    assert [call.split()[:2] for call in run.calls[:3]] == [
         ["docker", "build"],
         ["docker", "build"],
         ["enroot", "import"],
     ]
+    jobs = run.jobs
+    assert [len(job.nodes) for job in jobs] == [2, 4, 4]
+    for job, preset, config in zip(
+        jobs,
+        ["llama3_1_8b-2nodes", "llama3_1_70b-4nodes", "llama3_1_8b-2nodes"],
+        [
+            "/workspace/picotron/configs/llama3_1_8b-2nodes.json",
+            "/workspace/picotron/configs/llama3_1_70b-4nodes.json",
+            "/fsx/configs/my-layout.json",
+        ],
+        strict=True,
+    ):
+        (launch,) = run.launches_of(job)
+        run_dir = f"/fsx/picotron/runs/{preset}-{job.id}"
+        assert (fsx / run_dir.removeprefix("/fsx/")).is_dir()  # made by the job, on the shared storage
+        assert f"run dir {run_dir}" in job.output()
+        assert launch["num_nodes"] == len(job.nodes) and launch["options"]["--ntasks-per-node"] == "1"
+        assert launch["options"]["--container-image"] == "/fsx/images/picotron.sqsh"
+        assert launch["options"]["--container-mounts"] == "/fsx:/fsx"
+        assert launch["options"]["--container-workdir"] == run_dir
+        assert launch["command"][0] == "torchrun" and f"--nnodes={len(job.nodes)}" in launch["command"]
+        assert launch["command"][-3:] == ["/opt/picotron/train.py", "--config", config]
+        assert launch["env"]["HF_TOKEN"].startswith("hf_") and launch["env"]["FI_PROVIDER"] == "efa"
 
 
 def test_readme_gpu_machine_walkthrough_verifies_each_preset_then_runs_it_in_the_image(

@@ -27,7 +27,7 @@ class Cluster:
     account: str | None = None
     container_image: str = ""
     container_mounts: list[str] = field(default_factory=list)
-    job_dir: str = "/fsx/nemo-run/experiments"
+    job_dir: str = "/fsx/nemo-run"
     gpus_per_node: int = 8
     time: str = "04:00:00"
     exclusive: bool = True
