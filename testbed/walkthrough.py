@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
-from collections.abc import Mapping
+import tempfile
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +94,7 @@ def run_walkthrough(
     standins: Path | None = None,
     env: Mapping[str, str] | None = None,
     shared: Mapping[str, Path] | None = None,
+    until: Callable[[], object] | None = None,
 ) -> WalkthroughResult:
     """Run walkthrough ``name`` of ``readme`` in a fresh copy of the repository under ``workdir``.
 
@@ -98,7 +102,10 @@ def run_walkthrough(
     put first on ``PATH``, ahead of the venv. ``env``: variables of the place the commands run on, which
     the README takes as given (``SLURM_CONF`` of a cluster the test started in the cluster's shape).
     ``shared``: the cluster's shared storage, ``{"/fsx": folder}``, at its path for the shell
-    (testbed/shared_storage.py: a private root; needs root).
+    (testbed/shared_storage.py: a private root; needs root). ``until``: the last block starts a server in
+    the foreground (Prometheus), which runs until stopped: poll ``until()`` while it runs, and once it is
+    true stop the blocks as Ctrl-C does (SIGINT to their process group); the result's code is then 0. A
+    server that exits first gives its own code; ``timeout`` seconds without an answer, 124.
     """
     script = "\n".join(extract_blocks(readme, name))
     check_standins(readme, name, standins)
@@ -111,6 +118,8 @@ def run_walkthrough(
     argv = ["bash", "-euo", "pipefail", "-c", script]
     if shared:
         argv = shared_storage.wrap(argv, shared, Path(workdir) / "root")
+    if until is not None:
+        return _serve(argv, copy, environment, until, timeout)
     completed = subprocess.run(
         argv,
         cwd=copy,
@@ -121,3 +130,34 @@ def run_walkthrough(
         check=False,
     )
     return WalkthroughResult(copy, completed.returncode, completed.stdout + completed.stderr)
+
+
+def _serve(
+    argv: list[str], copy: Path, environment: dict[str, str], until: Callable[[], object], timeout: float
+) -> WalkthroughResult:
+    """Run blocks whose last one serves until stopped; stop them with SIGINT once ``until()`` is true."""
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(
+            argv, cwd=copy, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        code = None
+        while code is None:
+            if proc.poll() is not None:
+                code = proc.returncode
+            elif until():
+                code = 0
+            elif time.monotonic() > deadline:
+                code = 124
+            else:
+                time.sleep(0.5)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends the foreground process group
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                code = code or 137
+        output.seek(0)
+        return WalkthroughResult(copy, code, output.read())

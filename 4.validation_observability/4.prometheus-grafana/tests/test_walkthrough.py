@@ -6,8 +6,10 @@ import json
 import re
 
 import pytest
+import requests
 from promql_check import FOLDER
 
+from testbed.prometheus import REQUIRED_PROGRAMS as PROMETHEUS_PROGRAMS
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
 from testbed.standins import run_on_cluster
 from testbed.system import require_programs
@@ -63,3 +65,44 @@ def test_readme_head_node_walkthrough_writes_targets_of_gpu_nodes(gpu_slurm, art
     assert grafana["image"] == image and grafana["options"][:2] == ["--rm", "--network"]
     assert f"{folder}/provisioning:/etc/grafana/provisioning:ro" in grafana["options"]
     assert f"{folder}/dashboards:/var/lib/grafana/dashboards:ro" in grafana["options"]
+
+
+@pytest.mark.slurm
+def test_readme_serve_walkthrough_runs_prometheus_on_the_targets_of_the_gpu_nodes(gpu_slurm, artifacts_root):
+    """`make prometheus` as written on the head node of a real local Slurm of 8 GPU nodes: it writes the
+    targets from sinfo, then Prometheus serves in the foreground on its default port with prometheus.yml;
+    the test reads its API (every node discovered per exporter, the alert rules loaded), then stops it
+    as Ctrl-C does."""
+    require_programs("README walkthrough", "make", *PROMETHEUS_PROGRAMS)
+    api = "http://127.0.0.1:9090/api/v1"
+    seen: dict[str, object] = {}
+
+    def serving() -> bool:
+        try:
+            targets = requests.get(f"{api}/targets", timeout=2).json()["data"]["activeTargets"]
+            rules = requests.get(f"{api}/rules", timeout=2).json()["data"]["groups"]
+        except (requests.RequestException, ValueError, KeyError):
+            return False
+        seen["targets"], seen["rules"] = targets, rules
+        return len(targets) >= 1 + 3 * 8 and bool(rules)
+
+    result = run_walkthrough(
+        README,
+        "serve",
+        artifacts_root / "wt-prom-serve",
+        timeout=120,
+        env={"SLURM_CONF": str(gpu_slurm.conf_path)},
+        until=serving,
+    )
+    assert result.returncode == 0, result.output[-3000:]
+    assert "slurm-targets: 8 of 8 nodes (8 with GPUs)" in result.output
+    by_job: dict[str, list[str]] = {}
+    for target in seen["targets"]:
+        by_job.setdefault(target["labels"]["job"], []).append(target["labels"]["instance"])
+    assert sorted(by_job["prometheus"]) == ["localhost:9090"]
+    for job in ("node", "efa", "dcgm"):
+        assert sorted(by_job[job]) == sorted(f"n{i}" for i in range(1, 9)), job
+    assert {group["file"].rsplit("/", 1)[-1] for group in seen["rules"]} == {"alerts.yml"}
+    storage = result.workdir / "4.validation_observability/4.prometheus-grafana/data"
+    assert storage.is_dir()  # its TSDB, in the folder it was started from
+    assert "Server is ready to receive web requests" in result.output
