@@ -227,7 +227,7 @@ def gpu_slurm(artifacts_root: Path, keep_artifacts: bool):
 def fsx(gpu_slurm: LocalSlurm) -> Path:
     """The folder ``gpu_slurm``'s jobs and run_on_cluster's shells see as ``/fsx`` (shared by the session,
     as a cluster's shared storage is: each test writes under its own sub-folder). A missing component
-    where this machine cannot give processes a private root (not root, no unshare)."""
+    where this machine cannot give processes a private root (not root, or no mount namespaces)."""
     if "/fsx" not in gpu_slurm.shared:
         raise MissingComponent(f"/fsx stand-in: {shared_storage.available()}")
     return gpu_slurm.shared["/fsx"]

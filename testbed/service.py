@@ -238,12 +238,12 @@ class Service:
         try:
             state = json.loads(path.read_text())
         except FileNotFoundError:
-            raise cls.error(missing) from None
+            raise _bad_input(cls.error(missing)) from None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not a state file"
-            raise cls.error(f"cannot read {path}: {reason}; {fix}") from None
+            raise _bad_input(cls.error(f"cannot read {path}: {reason}; {fix}")) from None
         if not isinstance(state, dict):
-            raise cls.error(f"cannot read {path}: not a state file; {fix}")
+            raise _bad_input(cls.error(f"cannot read {path}: not a state file; {fix}"))
         return state
 
     def _adopt(self, state: Mapping[str, Any]) -> Self:
@@ -343,7 +343,8 @@ def run_cli(
 ) -> int:
     """The ``up | status | down`` command line of a service: one sub-command per entry of ``commands``
     (name, function, help), each with ``--state-dir``; ``options(name, parser)`` adds the rest. An
-    error of ``errors`` prints one ``error: ...`` line and exits 1."""
+    error of ``errors`` prints one ``error: ...`` line and exits 2 when the input was wrong (a
+    ``--state-dir`` with no state of the service), else 1 (a daemon that would not start or stop)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     subcommands = parser.add_subparsers(dest="command", required=True)
     for name, func, text in commands:
@@ -357,4 +358,10 @@ def run_cli(
         return ns.func(ns) or 0
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if getattr(exc, "bad_input", False) else 1
+
+
+def _bad_input(error: Exception) -> Exception:
+    """``error``, marked as one about the command's input (run_cli exits 2 on it)."""
+    error.bad_input = True  # type: ignore[attr-defined]
+    return error

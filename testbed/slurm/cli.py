@@ -98,7 +98,7 @@ def _up_options(command: str, parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m testbed.slurm``; errors print one line and exit 1."""
+    """Entry point of ``python -m testbed.slurm``; errors print one line and exit 2 (bad input) or 1."""
     commands = [
         ("up", _cli_up, "start a cluster that keeps running after this command"),
         ("status", _cli_status, "show its nodes and jobs"),

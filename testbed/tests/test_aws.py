@@ -75,7 +75,7 @@ def test_cli_up_status_down_prints_the_environment(tmp_path):
         if (state / "emulator.json").exists():
             cli("down")
     gone = cli("status")
-    assert gone.returncode == 1 and "no emulator state" in gone.stderr and "testbed.aws up" in gone.stderr
+    assert gone.returncode == 2 and "no emulator state" in gone.stderr and "testbed.aws up" in gone.stderr
 
 
 @pytest.mark.aws_emulator

@@ -76,4 +76,4 @@ def test_command_line_up_status_down(short_dir):
     down = cli("down")
     assert down.returncode == 0 and not state.exists(), down
     again = cli("down")
-    assert again.returncode == 1 and again.stderr.startswith("error: no daemon state in ")
+    assert again.returncode == 2 and again.stderr.startswith("error: no daemon state in ")
