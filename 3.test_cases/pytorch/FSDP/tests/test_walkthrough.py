@@ -1,6 +1,7 @@
 """The README as written. Sections 1 and 2 are one journey pasted into one shell: the repository's venv
 activated, `make local`, a resume, one process; then a 2-node local Slurm up, `sbatch slurm/tiny.sbatch`,
-the job's log, the cluster down, and a GPU preset's DRY_RUN preview. Section 4: `make k8s`."""
+the job's log, the cluster down, and a GPU preset's DRY_RUN preview. Section 4: `make k8s`. The data
+block: a corpus staged on /fsx (a folder of the test's at that path)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import yaml
 
 from testbed.kube import validate_manifest
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
-from testbed.standins import applied, calls, run_on_cluster, write_standins
+from testbed.standins import applied, calls, run_on_cluster, run_with_standins, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -62,6 +63,26 @@ def test_readme_journey_laptop_to_slurm(artifacts_root):
     preview = [line for line in result.output.splitlines() if line.startswith("srun ")][-1]
     assert preview.startswith("srun --nodes=2") and "--nproc-per-node=8" in preview
     assert "--preset llama3_1_8b" in preview
+
+
+def test_readme_data_walkthrough_stages_a_corpus_on_fsx(artifacts_root, tmp_path, fsx):
+    """The local staging block as written, on shared storage: /fsx/corpus (text and JSONL files) becomes
+    byte-token shards with their index and the STAGED marker under /fsx/data/corpus-bytes."""
+    corpus = fsx / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    documents = ["first document\n", "второй документ", "third, in JSONL"]
+    (corpus / "a.txt").write_text(documents[0], encoding="utf-8")
+    (corpus / "b.txt").write_text(documents[1], encoding="utf-8")
+    (corpus / "c.jsonl").write_text(json.dumps({"text": documents[2]}) + "\n", encoding="utf-8")
+    run = run_with_standins(
+        README, "data", artifacts_root / "fsdp-wt-data", tmp_path / "bin", tools=(), shared={"/fsx": fsx}
+    )
+    run.check()
+    staged = fsx / "data" / "corpus-bytes"
+    index = json.loads((staged / "index.json").read_text())
+    assert (staged / "STAGED").is_file() and index["documents"] == 3 and index["eod_id"] == 256
+    assert index["tokens"] == sum(len(text.encode()) + 1 for text in documents)  # bytes + end-of-document
+    assert sorted(path.name for path in staged.glob("tokens-*.bin")) == [s["file"] for s in index["shards"]]
 
 
 def test_readme_k8s_walkthrough_renders_a_valid_pytorchjob(artifacts_root, tmp_path):
