@@ -6,7 +6,9 @@ and srun on a p5-shaped local Slurm; kubectl."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,6 +66,41 @@ def test_readme_slurm_walkthrough_trains_across_two_nodes(artifacts_root, monkey
     ranks = [json.loads(p.read_text()) for p in sorted((runs[0] / "ranks").glob("rank*.json"))]
     assert {r["node"] for r in ranks} == {"n1", "n2"} and len(ranks) == 2  # 2 nodes x 1 rank: DP=2
     assert (runs[0] / "checkpoints" / "step-00000010" / "COMPLETE").is_file()
+
+
+@pytest.mark.framework
+def test_readme_shared_data_walkthrough_tokenizes_the_corpus_on_fsx(
+    artifacts_root, tmp_path, fsx, monkeypatch
+):
+    """The head node's data step as written: `make data` from /fsx/corpus.jsonl with the tokenizer folder
+    under /fsx/tokenizers into /fsx/data/corpus.bin/.idx. The tokenizer folder is the offline sample's
+    byte-level BPE (src/sample_data.py) where the Hub's Llama tokenizer would be."""
+    sample = tmp_path / "sample"
+    made = subprocess.run(
+        [sys.executable, "src/sample_data.py", "--output", str(sample)],
+        cwd=README.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    (fsx / "tokenizers").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(sample / "tokenizer", fsx / "tokenizers" / "llama3", dirs_exist_ok=True)
+    shutil.copy(sample / "sample.jsonl", fsx / "corpus.jsonl")
+    documents = len((fsx / "corpus.jsonl").read_text().splitlines())
+    monkeypatch.setenv("VENV", SESSION_VENV)
+    run = run_with_standins(
+        README,
+        "shared-data",
+        artifacts_root / "megatron-wt-shared-data",
+        tmp_path / "bin",
+        tools=(),
+        shared={"/fsx": fsx},
+    ).check()
+    assert f"wrote /fsx/data/corpus.bin/.idx: {documents} documents" in run.output
+    info = json.loads((fsx / "data" / "corpus.json").read_text())
+    assert info["vocab_size"] == 512 and (fsx / "data" / "corpus.bin").stat().st_size > 0
+    assert (fsx / "data" / "corpus.idx").is_file()
 
 
 # Not marked framework: make k8s needs envsubst only, and the kubectl stand-in the project venv.
