@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from testbed.standins import run_on_cluster
+from testbed.standins import run_on_cluster, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -21,6 +23,31 @@ def test_readme_walkthrough_previews_the_wrappers_and_analyses_exports(artifacts
         "# OK"
     )
     png = result.workdir / "4.validation_observability/5.nsight/demo/nccl.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_readme_analysis_walkthrough_reads_every_ranks_export_on_fsx(artifacts_root, tmp_path, fsx):
+    """The analysis block as written on shared storage: every rank's export in /fsx/nsys/1234 (built by
+    tests/nsys_exports.py where a GPU run's would be) in one table, and the plot."""
+    reports = fsx / "nsys" / "1234"
+    built = subprocess.run(
+        [sys.executable, "tests/nsys_exports.py", str(reports)],
+        cwd=README.parent,
+        capture_output=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    run = run_with_standins(
+        README,
+        "analysis",
+        artifacts_root / "wt-nsight-analysis",
+        tmp_path / "bin",
+        tools=(),
+        shared={"/fsx": fsx},
+    ).check()
+    assert "  AllReduce               6       0.880" in run.output and run.output.rstrip().endswith("# OK")
+    assert "/fsx/nsys/1234/rank0.sqlite" in run.output and "/fsx/nsys/1234/rank1.sqlite" in run.output
+    png = run.workdir / "4.validation_observability/5.nsight/nccl.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
