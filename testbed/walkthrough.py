@@ -132,13 +132,25 @@ def run_walkthrough(
     return WalkthroughResult(copy, completed.returncode, completed.stdout + completed.stderr)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _serve(
     argv: list[str], copy: Path, environment: dict[str, str], until: Callable[[], object], timeout: float
 ) -> WalkthroughResult:
     """Run blocks whose last one serves until stopped; stop them with SIGINT once ``until()`` is true."""
     with tempfile.TemporaryFile("w+") as output:
         proc = subprocess.Popen(
-            argv, cwd=copy, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=copy,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # As in a terminal: a shell that started this one in the background (make test's lanes)
+            # left SIGINT ignored, and an ignored signal stays ignored across exec.
+            preexec_fn=_default_sigint,  # noqa: PLW1509 - only a signal disposition, before exec
         )
         deadline = time.monotonic() + timeout
         code = None
