@@ -28,7 +28,7 @@ RUNNABLE_LANGUAGES = ("bash", "sh", "console")  # what testbed.walkthrough extra
 WALKTHROUGH_MARKER = re.compile(MARKER_COMMENT)  # group 1 the name, group 2 the stand-in note or None
 ILLUSTRATIVE_MARKER = re.compile(r"<!--\s*illustrative:\s*\S.*?-->")
 # The functions that run a README's walkthrough (the last two with stand-ins, testbed/standins.py).
-RUNNERS = ("run_walkthrough", "run_with_standins", "run_on_cluster")
+RUNNERS = ("run_walkthrough", "run_with_standins", "run_on_cluster", "run_on_fsx")
 EXCLUDED = (".nox/", ".venv/", "site/", "node_modules/")
 # Tests of the runner itself, on READMEs they write at run time: no repository README is run there.
 RUNNER_TESTS = ("testbed/tests/test_walkthrough_serve.py",)

@@ -212,6 +212,24 @@ def run_with_standins(
     return StandinRun(result, log)
 
 
+def run_on_fsx(
+    readme: Path,
+    name: str,
+    workdir: Path,
+    bin_dir: Path,
+    fsx: Path,
+    *,
+    tools: Iterable[str] = (),
+    timeout: float = 600,
+    **standins: Any,
+) -> StandinRun:
+    """Walkthrough ``name`` of ``readme`` on a machine whose shared storage is ``/fsx`` (``fsx``: the
+    folder seen there, the ``fsx`` fixture's), with the stand-ins ``tools`` (none by default), checked."""
+    return run_with_standins(
+        readme, name, workdir, bin_dir, timeout=timeout, shared={"/fsx": fsx}, tools=tools, **standins
+    ).check()
+
+
 def run_on_cluster(
     readme: Path,
     name: str,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.standins import run_on_cluster, run_with_standins
+from testbed.standins import run_on_cluster, run_on_fsx
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -37,14 +37,7 @@ def test_readme_analysis_walkthrough_reads_every_ranks_export_on_fsx(artifacts_r
         check=False,
     )
     assert built.returncode == 0, built.stderr
-    run = run_with_standins(
-        README,
-        "analysis",
-        artifacts_root / "wt-nsight-analysis",
-        tmp_path / "bin",
-        tools=(),
-        shared={"/fsx": fsx},
-    ).check()
+    run = run_on_fsx(README, "analysis", artifacts_root / "wt-nsight-analysis", tmp_path / "bin", fsx)
     assert "  AllReduce               6       0.880" in run.output and run.output.rstrip().endswith("# OK")
     assert "/fsx/nsys/1234/rank0.sqlite" in run.output and "/fsx/nsys/1234/rank1.sqlite" in run.output
     png = run.workdir / "4.validation_observability/5.nsight/nccl.png"

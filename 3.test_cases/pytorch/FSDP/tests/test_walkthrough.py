@@ -13,7 +13,7 @@ import yaml
 
 from testbed.kube import validate_manifest
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
-from testbed.standins import applied, calls, run_on_cluster, run_with_standins, write_standins
+from testbed.standins import applied, calls, run_on_cluster, run_on_fsx, write_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -74,10 +74,8 @@ def test_readme_data_walkthrough_stages_a_corpus_on_fsx(artifacts_root, tmp_path
     (corpus / "a.txt").write_text(documents[0], encoding="utf-8")
     (corpus / "b.txt").write_text(documents[1], encoding="utf-8")
     (corpus / "c.jsonl").write_text(json.dumps({"text": documents[2]}) + "\n", encoding="utf-8")
-    run = run_with_standins(
-        README, "data", artifacts_root / "fsdp-wt-data", tmp_path / "bin", tools=(), shared={"/fsx": fsx}
-    )
-    run.check()
+    run = run_on_fsx(README, "data", artifacts_root / "fsdp-wt-data", tmp_path / "bin", fsx)
+    assert "tokens/s" in run.output
     staged = fsx / "data" / "corpus-bytes"
     index = json.loads((staged / "index.json").read_text())
     assert (staged / "STAGED").is_file() and index["documents"] == 3 and index["eod_id"] == 256

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from testbed import kube
-from testbed.standins import JOB_TOOLS, run_on_cluster, run_with_standins
+from testbed.standins import JOB_TOOLS, run_on_cluster, run_on_fsx, run_with_standins
 from testbed.walkthrough import run_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -63,16 +63,16 @@ def test_readme_gpu_machine_downloads_then_trains_in_the_image_with_fsx_mounted(
     """Section 1's GPU machine as written: NVIDIA's data downloaded onto /fsx in the image, then `make
     local`, which first asks nvidia-smi for the driver, trains on the machine's 8 GPUs with /fsx mounted.
     Docker is stood in for (it checks the image and each bind mount and records the runs)."""
-    run = run_with_standins(
+    run = run_on_fsx(
         README,
         "gpu-machine",
         artifacts_root / "wt-bionemo-local",
         tmp_path / "bin",
+        fsx,
         tools=JOB_TOOLS,
         instance_type="p5.48xlarge",
         images_present=["bionemo:dev"],  # section 3's build, on this machine
-        shared={"/fsx": fsx},
-    ).check()
+    )
     download, train = run.images["runs"]
     assert download["options"] == ["--rm", "-v", "/fsx:/fsx"] and download["image"] == "bionemo:dev"
     assert download["command"] == [

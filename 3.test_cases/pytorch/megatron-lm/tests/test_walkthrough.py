@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from testbed.slurm import REQUIRED_PROGRAMS, cluster_processes
-from testbed.standins import run_on_cluster, run_with_standins
+from testbed.standins import run_on_cluster, run_on_fsx, run_with_standins
 from testbed.system import require_programs
 from testbed.walkthrough import run_walkthrough
 
@@ -89,14 +89,7 @@ def test_readme_shared_data_walkthrough_tokenizes_the_corpus_on_fsx(
     shutil.copy(sample / "sample.jsonl", fsx / "corpus.jsonl")
     documents = len((fsx / "corpus.jsonl").read_text().splitlines())
     monkeypatch.setenv("VENV", SESSION_VENV)
-    run = run_with_standins(
-        README,
-        "shared-data",
-        artifacts_root / "megatron-wt-shared-data",
-        tmp_path / "bin",
-        tools=(),
-        shared={"/fsx": fsx},
-    ).check()
+    run = run_on_fsx(README, "shared-data", artifacts_root / "megatron-wt-shared-data", tmp_path / "bin", fsx)
     assert f"wrote /fsx/data/corpus.bin/.idx: {documents} documents" in run.output
     info = json.loads((fsx / "data" / "corpus.json").read_text())
     assert info["vocab_size"] == 512 and (fsx / "data" / "corpus.bin").stat().st_size > 0
